@@ -1,0 +1,90 @@
+"""`python -m stack up|down|status|jars|schema`: the single-machine Kafka + Cassandra stack."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from stack import jars, lifecycle
+from stack.config import DEFAULT_WORK_DIR, StackConfig
+from stack.errors import StackError
+
+
+def _env(name: str, default: str) -> str:
+    return os.environ.get(name, default)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m stack", description=__doc__)
+    parser.add_argument("command", choices=("up", "down", "status", "jars", "schema"))
+    add = parser.add_argument
+    add("--work-dir", type=Path, default=Path(_env("STACK_WORK_DIR", str(DEFAULT_WORK_DIR))),
+        help="jars, data and logs (env STACK_WORK_DIR)")
+    add("--kafka-port", type=int, default=int(_env("KAFKA_PORT", "9092")), help="env KAFKA_PORT")
+    add("--kafka-controller-port", type=int, default=int(_env("KAFKA_CONTROLLER_PORT", "9093")),
+        help="env KAFKA_CONTROLLER_PORT")
+    add("--kafka-heap", default=_env("KAFKA_HEAP", "512m"), help="env KAFKA_HEAP")
+    add("--cassandra-port", type=int, default=int(_env("CASSANDRA_PORT", "9042")),
+        help="CQL native port (env CASSANDRA_PORT)")
+    add("--cassandra-storage-port", type=int,
+        default=int(_env("CASSANDRA_STORAGE_PORT", "7000")), help="env CASSANDRA_STORAGE_PORT")
+    add("--cassandra-heap", default=_env("CASSANDRA_HEAP", "1G"), help="env CASSANDRA_HEAP")
+    add("--topic", default=_env("KAFKA_TOPIC", "Market"), help="env KAFKA_TOPIC")
+    add("--partitions", type=int, default=int(_env("KAFKA_TOPIC_PARTITIONS", "3")),
+        help="partitions of a newly created topic (env KAFKA_TOPIC_PARTITIONS)")
+    add("--dead-letter-topic", default=_env("KAFKA_DEAD_LETTER_TOPIC", "Market.rejected"),
+        help="env KAFKA_DEAD_LETTER_TOPIC")
+    add("--keyspace", default=_env("CASSANDRA_KEYSPACE", "market"), help="env CASSANDRA_KEYSPACE")
+    add("--java", default=_env("JAVA", "java"), help="java executable (env JAVA)")
+    add("--maven", default=_env("MAVEN", "mvn"), help="mvn executable (env MAVEN)")
+    add("--start-timeout", type=float, default=float(_env("STACK_START_TIMEOUT", "180")),
+        help="seconds to wait for readiness (env STACK_START_TIMEOUT)")
+    return parser
+
+
+def parse_config(argv: Sequence[str] | None = None) -> tuple[str, StackConfig]:
+    args = build_parser().parse_args(argv)
+    config = StackConfig(
+        work_dir=args.work_dir.resolve(), kafka_port=args.kafka_port,
+        kafka_controller_port=args.kafka_controller_port, kafka_heap=args.kafka_heap,
+        cassandra_port=args.cassandra_port, cassandra_storage_port=args.cassandra_storage_port,
+        cassandra_heap=args.cassandra_heap, topic=args.topic, topic_partitions=args.partitions,
+        dead_letter_topic=args.dead_letter_topic, keyspace=args.keyspace, java=args.java,
+        maven=args.maven, start_timeout_s=args.start_timeout,
+    )
+    return args.command, config
+
+
+def main(command: str, config: StackConfig) -> int:
+    if command == "jars":
+        jars.resolve_all(config.jars_dir, config.maven)
+        lines = [f"{name}: {len(jars.jar_paths(config.jars_dir, name))} jars in "
+                 f"{config.jars_dir / name}" for name in jars.JAR_SETS]
+    elif command == "up":
+        lines = lifecycle.up(config)
+    elif command == "down":
+        lines = lifecycle.down(config)
+    elif command == "schema":
+        lines = lifecycle.provision(config)
+    else:
+        statuses = lifecycle.status(config)
+        print("\n".join(s.line() for s in statuses))
+        return 0 if all(s.ready for s in statuses) else 1
+    print("\n".join(lines))
+    return 0
+
+
+if __name__ == "__main__":
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    # The Kafka and Cassandra clients log every refused connection while servers boot.
+    for noisy in ("kafka", "cassandra"):
+        logging.getLogger(noisy).setLevel(logging.CRITICAL)
+    try:
+        sys.exit(main(*parse_config()))
+    except StackError as err:
+        print(f"error: {err}", file=sys.stderr)
+        sys.exit(2)

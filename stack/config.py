@@ -1,0 +1,50 @@
+"""Configuration of the single-machine stack (Kafka + Cassandra on 127.0.0.1)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_WORK_DIR = PROJECT_ROOT / ".work"
+
+
+@dataclass(frozen=True)
+class StackConfig:
+    """Where the stack lives and how it is sized. Built by the CLI from flags/env."""
+
+    work_dir: Path = DEFAULT_WORK_DIR
+    host: str = "127.0.0.1"
+    kafka_port: int = 9092
+    kafka_controller_port: int = 9093
+    kafka_heap: str = "512m"
+    cassandra_port: int = 9042
+    cassandra_storage_port: int = 7000
+    cassandra_heap: str = "1G"
+    topic: str = "Market"
+    topic_partitions: int = 3
+    dead_letter_topic: str = "Market.rejected"
+    keyspace: str = "market"
+    java: str = "java"
+    maven: str = "mvn"
+    start_timeout_s: float = 180.0
+    stop_timeout_s: float = 60.0
+
+    @property
+    def jars_dir(self) -> Path:
+        return self.work_dir / "jars"
+
+    @property
+    def stack_dir(self) -> Path:
+        return self.work_dir / "stack"
+
+    def server_dir(self, name: str) -> Path:
+        return self.stack_dir / name
+
+    @property
+    def kafka_bootstrap(self) -> str:
+        return f"{self.host}:{self.kafka_port}"
+
+    @property
+    def cassandra_contact(self) -> str:
+        return f"{self.host}:{self.cassandra_port}"

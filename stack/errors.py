@@ -1,0 +1,15 @@
+"""Errors the stack reports to a person: what went wrong and what to do about it."""
+
+from __future__ import annotations
+
+
+class StackError(RuntimeError):
+    """A failure with an actionable hint, printed without a traceback by the CLI."""
+
+    def __init__(self, message: str, hint: str = "") -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        return f"{self.message}\n  hint: {self.hint}" if self.hint else self.message
