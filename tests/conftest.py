@@ -1,0 +1,126 @@
+"""Shared fixtures: a local[2] SparkSession and the real local Kafka + Cassandra stack.
+
+Tests that need the stack start it if it is not running and stop it again at the
+end of the session (set STACK_KEEP=1 to leave it up). They never skip: a stack that
+cannot start fails them loudly, with the reason, in CI and on a laptop alike.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from stack import jars, lifecycle, schema
+from stack.__main__ import parse_config
+from stack.config import StackConfig
+from stack.errors import StackError
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="session")
+def stack_config() -> StackConfig:
+    # The same flags/env the `python -m stack` CLI reads, so tests use the user's ports.
+    return parse_config(["status"])[1]
+
+
+@pytest.fixture(scope="session")
+def work_dir(stack_config: StackConfig) -> Path:
+    path = stack_config.work_dir / "tests"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+@pytest.fixture(scope="session")
+def spark(stack_config: StackConfig, work_dir: Path):
+    from jobs.session import build_spark
+
+    jars.resolve(stack_config.jars_dir, "spark", stack_config.maven)
+    session = build_spark(
+        "tests",
+        master="local[2]",
+        jars=jars.jar_paths(stack_config.jars_dir, "spark"),
+        conf={
+            "spark.driver.memory": "1g",
+            "spark.sql.warehouse.dir": str(work_dir / "spark-warehouse"),
+            "spark.local.dir": str(work_dir / "spark-local"),
+            "spark.cassandra.connection.host": stack_config.host,
+            "spark.cassandra.connection.port": str(stack_config.cassandra_port),
+        },
+    )
+    session.sparkContext.setLogLevel("WARN")
+    yield session
+    session.stop()
+
+
+@pytest.fixture(scope="session")
+def stack(stack_config: StackConfig) -> Iterator[StackConfig]:
+    """The running stack; started here if needed, and stopped again if started here."""
+    already_up = all(s.ready for s in lifecycle.status(stack_config))
+    try:
+        lifecycle.up(stack_config)
+    except StackError as err:
+        pytest.fail(f"the local Kafka + Cassandra stack could not start:\n{err}", pytrace=False)
+    yield stack_config
+    if not already_up and os.environ.get("STACK_KEEP") != "1":
+        lifecycle.down(stack_config)
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap(stack: StackConfig) -> str:
+    return stack.kafka_bootstrap
+
+
+@pytest.fixture(scope="session")
+def cassandra_session(stack: StackConfig):
+    from cassandra.cluster import Cluster
+
+    cluster = Cluster([stack.host], port=stack.cassandra_port, protocol_version=5)
+    session = cluster.connect()
+    yield session
+    cluster.shutdown()
+
+
+def unique_name(prefix: str) -> str:
+    return f"{prefix}_{uuid.uuid4().hex[:10]}"
+
+
+@pytest.fixture(scope="session")
+def make_keyspace(cassandra_session) -> Iterator[Callable[[], str]]:
+    """Factory: a fresh keyspace with the full cql/ schema; dropped at session end."""
+    created: list[str] = []
+
+    def factory() -> str:
+        name = unique_name("test")
+        schema.apply(cassandra_session, name)
+        created.append(name)
+        return name
+
+    yield factory
+    for name in created:
+        cassandra_session.execute(f"DROP KEYSPACE IF EXISTS {name}", timeout=60)
+
+
+@pytest.fixture(scope="session")
+def make_topic(kafka_bootstrap: str) -> Iterator[Callable[..., str]]:
+    """Factory: a fresh Kafka topic (default 3 partitions); deleted at session end."""
+    from kafka import KafkaAdminClient
+    from kafka.admin import NewTopic
+
+    admin = KafkaAdminClient(bootstrap_servers=kafka_bootstrap)
+    created: list[str] = []
+
+    def factory(partitions: int = 3, prefix: str = "test") -> str:
+        name = unique_name(prefix)
+        admin.create_topics([NewTopic(name, num_partitions=partitions, replication_factor=1)])
+        created.append(name)
+        return name
+
+    yield factory
+    if created:
+        admin.delete_topics(created)
+    admin.close()
