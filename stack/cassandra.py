@@ -42,7 +42,7 @@ def cassandra_ready(host: str, port: int) -> bool:
         session = cluster.connect()
         session.execute("SELECT release_version FROM system.local", timeout=5)
         return True
-    except (NoHostAvailable, OSError, Exception):  # noqa: BLE001 - any failure means not ready
+    except (NoHostAvailable, OSError, Exception):  # any failure means "not ready yet"
         return False
     finally:
         cluster.shutdown()

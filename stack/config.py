@@ -14,6 +14,8 @@ class StackConfig:
     """Where the stack lives and how it is sized. Built by the CLI from flags/env."""
 
     work_dir: Path = DEFAULT_WORK_DIR
+    # Data, logs and pid files; a second stack (tests) can share the jars but not these.
+    state_dir: Path | None = None
     host: str = "127.0.0.1"
     kafka_port: int = 9092
     kafka_controller_port: int = 9093
@@ -36,7 +38,7 @@ class StackConfig:
 
     @property
     def stack_dir(self) -> Path:
-        return self.work_dir / "stack"
+        return self.state_dir or self.work_dir / "stack"
 
     def server_dir(self, name: str) -> Path:
         return self.stack_dir / name

@@ -79,7 +79,7 @@ def require_free_ports(host: str, ports: dict[str, int]) -> None:
             raise StackError(
                 f"port {host}:{port} ({label}) is already taken"
                 + (f" by {owner}" if owner else " by another process") + ".",
-                f"stop that process, or choose another port (see `python -m stack --help`)",
+                "stop that process, or choose another port (see `python -m stack --help`)",
             )
 
 

@@ -21,6 +21,9 @@ from stack.errors import StackError
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
+# pyspark.testing imports pandas-on-Spark, which asks for this before any Spark starts.
+os.environ.setdefault("PYARROW_IGNORE_TIMEZONE", "1")
+
 
 @pytest.fixture(scope="session")
 def stack_config() -> StackConfig:

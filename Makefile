@@ -1,0 +1,64 @@
+# Real-time market pipeline: every target is backed by the project's Python tools.
+# `make help` lists them; `make run` and `make test` are the two that matter.
+
+SHELL := /bin/bash
+PYTHON_BOOT ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-$(shell sha256sum pyproject.toml | cut -c1-12)
+
+.DEFAULT_GOAL := help
+
+.PHONY: help
+help: ## List the targets
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON_BOOT) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	@rm -f $(VENV)/.installed-* && touch $@
+
+.PHONY: install
+install: $(STAMP) ## Create .venv and install the project with its dev tools
+	@true
+
+.PHONY: jars
+jars: install ## Resolve the Kafka, Cassandra and Spark connector jars from Maven Central (once)
+	$(PY) -m stack jars
+
+.PHONY: stack-up
+stack-up: install ## Start Kafka and Cassandra on 127.0.0.1, apply cql/, create topics (idempotent)
+	$(PY) -m stack up
+
+.PHONY: stack-down
+stack-down: ## Stop Kafka and Cassandra (data is kept under .work/)
+	@if [ -x $(PY) ]; then $(PY) -m stack down; else echo "nothing to stop (no .venv)"; fi
+
+.PHONY: stack-status
+stack-status: install ## Show whether Kafka and Cassandra are running and ready
+	$(PY) -m stack status
+
+.PHONY: run
+run: jars stack-up ## Run the whole pipeline (live with FINNHUB_TOKEN, synthetic trades without)
+	$(PY) -m stack run
+
+.PHONY: lint
+lint: install ## Check the code with ruff
+	$(VENV)/bin/ruff check .
+
+.PHONY: test
+test: lint jars ## Run the full test suite (starts the stack if needed)
+	$(PY) -m pytest
+
+.PHONY: test-unit
+test-unit: install ## Run only the tests that need no running stack
+	$(PY) -m pytest -m "not integration and not faults"
+
+.PHONY: clean
+clean: stack-down ## Stop the stack and delete its data, checkpoints and test output (keeps jars)
+	rm -rf .work/stack .work/checkpoints .work/tests .work/run
+
+.PHONY: distclean
+distclean: clean ## Also delete the jars and the virtualenv
+	rm -rf .work $(VENV)
