@@ -9,9 +9,10 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from stack import jars, lifecycle
+from stack import jars, lifecycle, pipeline
 from stack.config import DEFAULT_WORK_DIR, StackConfig
 from stack.errors import StackError
+from stack.pipeline import RunConfig
 
 
 def _env(name: str, default: str) -> str:
@@ -20,7 +21,7 @@ def _env(name: str, default: str) -> str:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m stack", description=__doc__)
-    parser.add_argument("command", choices=("up", "down", "status", "jars", "schema"))
+    parser.add_argument("command", choices=("up", "down", "status", "jars", "schema", "run"))
     add = parser.add_argument
     add("--work-dir", type=Path, default=Path(_env("STACK_WORK_DIR", str(DEFAULT_WORK_DIR))),
         help="jars, data and logs (env STACK_WORK_DIR)")
@@ -41,13 +42,25 @@ def build_parser() -> argparse.ArgumentParser:
     add("--keyspace", default=_env("CASSANDRA_KEYSPACE", "market"), help="env CASSANDRA_KEYSPACE")
     add("--java", default=_env("JAVA", "java"), help="java executable (env JAVA)")
     add("--maven", default=_env("MAVEN", "mvn"), help="mvn executable (env MAVEN)")
+    add("--symbols", default=_env("FINNHUB_SYMBOLS",
+                                  "BINANCE:BTCUSDT,BINANCE:ETHUSDT,BINANCE:SOLUSDT"),
+        help="run: symbols to stream (env FINNHUB_SYMBOLS)")
+    add("--synthetic-rate", type=float, default=float(_env("SYNTHETIC_RATE", "50")),
+        help="run without FINNHUB_TOKEN: synthetic trades per second (env SYNTHETIC_RATE)")
     add("--start-timeout", type=float, default=float(_env("STACK_START_TIMEOUT", "180")),
         help="seconds to wait for readiness (env STACK_START_TIMEOUT)")
     return parser
 
 
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    return build_parser().parse_args(argv)
+
+
 def parse_config(argv: Sequence[str] | None = None) -> tuple[str, StackConfig]:
-    args = build_parser().parse_args(argv)
+    return _stack_config(parse_args(argv))
+
+
+def _stack_config(args: argparse.Namespace) -> tuple[str, StackConfig]:
     config = StackConfig(
         work_dir=args.work_dir.resolve(), kafka_port=args.kafka_port,
         kafka_controller_port=args.kafka_controller_port, kafka_heap=args.kafka_heap,
@@ -78,13 +91,24 @@ def main(command: str, config: StackConfig) -> int:
     return 0
 
 
+def run_config(args: argparse.Namespace, config: StackConfig) -> RunConfig:
+    # Only the presence of the token is read here; its value stays in the environment
+    # the producer inherits, out of every command line.
+    return RunConfig(stack=config, live=bool(os.environ.get("FINNHUB_TOKEN")),
+                     symbols=args.symbols, synthetic_rate=args.synthetic_rate)
+
+
 if __name__ == "__main__":
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     # The Kafka and Cassandra clients log every refused connection while servers boot.
     for noisy in ("kafka", "cassandra"):
         logging.getLogger(noisy).setLevel(logging.CRITICAL)
     try:
-        sys.exit(main(*parse_config()))
+        arguments = parse_args()
+        command, stack_config = _stack_config(arguments)
+        if command == "run":
+            sys.exit(pipeline.run(run_config(arguments, stack_config), dict(os.environ)))
+        sys.exit(main(command, stack_config))
     except StackError as err:
         print(f"error: {err}", file=sys.stderr)
         sys.exit(2)
