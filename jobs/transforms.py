@@ -1,0 +1,267 @@
+"""Pure transformations of the market pipeline: Kafka records -> trades -> aggregates.
+
+Nothing here reads or writes anything: the stream job and the batch recompute apply
+the very same functions, so a recomputed window equals what the stream would have
+written had no trade been late. Parametrised transforms return a function meant for
+`df.transform(...)`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from datetime import datetime
+from functools import reduce
+
+from pyspark.sql import Column, DataFrame
+from pyspark.sql import functions as F
+from pyspark.sql.avro.functions import from_avro, to_avro
+
+Transform = Callable[[DataFrame], DataFrame]
+
+MILLIS_PER_DAY = 86_400_000
+
+# Columns of the Cassandra tables, in the order of the CQL files.
+TRADE_COLUMNS = (
+    "symbol", "trade_date", "trade_ts", "kafka_partition", "kafka_offset",
+    "price", "volume", "conditions", "ingest_ts", "kafka_topic",
+)
+REJECTED_COLUMNS = (
+    "kafka_topic", "kafka_date", "kafka_partition", "kafka_offset", "kafka_ts",
+    "payload", "reason", "seen_at",
+)
+MINUTE_COLUMNS = (
+    "symbol", "window_start", "window_end", "trade_count", "avg_price", "open_price",
+    "high_price", "low_price", "close_price", "total_volume", "vwap",
+)
+MOVING_COLUMNS = (
+    "symbol", "window_end", "window_start", "trade_count",
+    "arithmetic_mean", "geometric_mean", "harmonic_mean",
+)
+
+
+def utc_date(ts: Column) -> Column:
+    """The UTC calendar day of a timestamp, whatever spark.sql.session.timeZone says."""
+    return F.date_from_unix_date(F.floor(F.unix_millis(ts) / MILLIS_PER_DAY).cast("int"))
+
+
+def is_finite(x: Column) -> Column:
+    """False for null, NaN and +-Infinity (Spark orders NaN above every number)."""
+    return x.isNotNull() & ~F.isnan(x) & (F.abs(x) < F.lit(float("inf")))
+
+
+def undecodable(trade: Column, schema_json: str) -> Column:
+    """True when from_avro (PERMISSIVE) could not decode the record.
+
+    Spark 3.5 then returns a struct whose every field is null (not a null struct); a
+    record that decodes always has its non-union fields set.
+    """
+    names = [field["name"] for field in json.loads(schema_json)["fields"]]
+    return trade.isNull() | reduce(Column.__and__, [trade[name].isNull() for name in names])
+
+
+def rejection_reason(trade: Column, payload: Column, schema_json: str) -> Column:
+    """Why a decoded record is not a valid trade, as a short code; null when it is valid.
+
+    The checks run in order and the first that fails names the reason. The values are
+    checked before the re-encoding, which needs every non-nullable Avro field present.
+    """
+    price, volume = trade["price"], trade["volume"]
+    symbol = trade["symbol"]
+    # Avro binary is canonical for this schema: re-encoding a datum gives back exactly
+    # the bytes it was read from, so a longer payload carried bytes from_avro ignored.
+    reencoded_length = F.length(to_avro(trade, schema_json))
+    return (
+        F.when(payload.isNull() | (F.length(payload) == 0), "empty_value")
+        .when(undecodable(trade, schema_json), "undecodable_avro")
+        .when(symbol.isNull() | (F.trim(symbol) == ""), "bad_symbol")
+        .when(~is_finite(price) | (price <= 0), "bad_price")
+        .when(~is_finite(volume) | (volume < 0), "bad_volume")
+        .when(trade["trade_ts"].isNull(), "missing_trade_ts")
+        .when(trade["ingest_ts"].isNull(), "missing_ingest_ts")
+        .when(reencoded_length != F.length(payload), "trailing_bytes")
+    )
+
+
+def decode_trades(schema_json: str) -> Transform:
+    """Kafka source rows -> Kafka coordinates, payload, decoded `trade` struct and `reason`.
+
+    PERMISSIVE turns an undecodable record into a null struct instead of failing the
+    query; `reason` is null exactly for the records that are valid trades.
+    """
+
+    def apply(records: DataFrame) -> DataFrame:
+        trade = from_avro(F.col("value"), schema_json, {"mode": "PERMISSIVE"})
+        return (
+            records
+            .select(
+                F.col("topic").alias("kafka_topic"),
+                F.col("partition").alias("kafka_partition"),
+                F.col("offset").alias("kafka_offset"),
+                F.col("timestamp").alias("kafka_ts"),
+                F.col("value").alias("payload"),
+                trade.alias("trade"),
+            )
+            .withColumn(
+                "reason", rejection_reason(F.col("trade"), F.col("payload"), schema_json)
+            )
+        )
+
+    return apply
+
+
+def valid_trades(decoded: DataFrame) -> DataFrame:
+    """Decoded records -> rows of the `trades` table (only the valid ones)."""
+    return (
+        decoded
+        .where(F.col("reason").isNull())
+        .select(
+            F.col("trade.symbol").alias("symbol"),
+            utc_date(F.col("trade.trade_ts")).alias("trade_date"),
+            F.col("trade.trade_ts").alias("trade_ts"),
+            "kafka_partition",
+            "kafka_offset",
+            F.col("trade.price").alias("price"),
+            F.col("trade.volume").alias("volume"),
+            F.col("trade.conditions").alias("conditions"),
+            F.col("trade.ingest_ts").alias("ingest_ts"),
+            "kafka_topic",
+        )
+    )
+
+
+def rejected_records(seen_at: Column | None = None) -> Transform:
+    """Decoded records -> rows of the `rejected_records` table (only the invalid ones).
+
+    seen_at defaults to current_timestamp(), which a streaming query fixes per
+    micro-batch; the day comes from the Kafka timestamp so that a replay of the same
+    offsets rewrites the same row.
+    """
+
+    def apply(decoded: DataFrame) -> DataFrame:
+        seen = seen_at if seen_at is not None else F.current_timestamp()
+        return (
+            decoded
+            .where(F.col("reason").isNotNull())
+            .select(
+                "kafka_topic",
+                utc_date(F.col("kafka_ts")).alias("kafka_date"),
+                "kafka_partition",
+                "kafka_offset",
+                "kafka_ts",
+                "payload",
+                "reason",
+                seen.alias("seen_at"),
+            )
+        )
+
+    return apply
+
+
+def trade_order() -> Column:
+    """Total order of trades: time, then Kafka coordinates for same-millisecond trades."""
+    return F.struct("trade_ts", "kafka_partition", "kafka_offset")
+
+
+def vwap(notional: Column, total_volume: Column, avg_price: Column) -> Column:
+    """sum(p*v)/sum(v), or the plain average price when no volume traded.
+
+    The fallback keeps the column free of nulls: the Grafana Cassandra plugin cannot
+    plot a null, and for zero volume the average price is the natural reference.
+    """
+    return F.when(total_volume > 0, notional / total_volume).otherwise(avg_price)
+
+
+def minute_windows(watermark: str = "30 seconds") -> Transform:
+    """Trades -> one `minute_trades` row per symbol and UTC minute (event time).
+
+    The watermark only matters for a streaming input: batch (recompute) ignores it.
+    """
+
+    def apply(trades: DataFrame) -> DataFrame:
+        return (
+            trades
+            .withWatermark("trade_ts", watermark)
+            .groupBy("symbol", F.window("trade_ts", "1 minute").alias("window"))
+            .agg(
+                F.count(F.lit(1)).alias("trade_count"),
+                F.avg("price").alias("avg_price"),
+                F.min_by("price", trade_order()).alias("open_price"),
+                F.max("price").alias("high_price"),
+                F.min("price").alias("low_price"),
+                F.max_by("price", trade_order()).alias("close_price"),
+                F.sum("volume").alias("total_volume"),
+                F.sum(F.col("price") * F.col("volume")).alias("notional"),
+            )
+            .select(
+                "symbol",
+                F.col("window.start").alias("window_start"),
+                F.col("window.end").alias("window_end"),
+                "trade_count",
+                "avg_price",
+                "open_price",
+                "high_price",
+                "low_price",
+                "close_price",
+                "total_volume",
+                vwap(F.col("notional"), F.col("total_volume"), F.col("avg_price")).alias("vwap"),
+            )
+        )
+
+    return apply
+
+
+def moving_means(
+    length: str = "5 minutes", slide: str = "30 seconds", watermark: str = "30 seconds"
+) -> Transform:
+    """Trades -> arithmetic, geometric and harmonic mean price per sliding window.
+
+    Sliding windows are aligned on the epoch (UTC) like the minute windows. Prices
+    are > 0 (invalid trades never get here), so log and 1/price are defined.
+    """
+
+    def apply(trades: DataFrame) -> DataFrame:
+        count = F.count(F.lit(1))
+        return (
+            trades
+            .withWatermark("trade_ts", watermark)
+            .groupBy("symbol", F.window("trade_ts", length, slide).alias("window"))
+            .agg(
+                count.alias("trade_count"),
+                F.avg("price").alias("arithmetic_mean"),
+                F.exp(F.avg(F.log("price"))).alias("geometric_mean"),
+                (count / F.sum(1 / F.col("price"))).alias("harmonic_mean"),
+            )
+            .select(
+                "symbol",
+                F.col("window.end").alias("window_end"),
+                F.col("window.start").alias("window_start"),
+                "trade_count",
+                "arithmetic_mean",
+                "geometric_mean",
+                "harmonic_mean",
+            )
+        )
+
+    return apply
+
+
+def trades_between(start: datetime, end: datetime) -> Transform:
+    """Trades with start <= trade_ts < end (aware datetimes)."""
+
+    def apply(trades: DataFrame) -> DataFrame:
+        ts = F.col("trade_ts")
+        return trades.where((ts >= F.lit(start)) & (ts < F.lit(end)))
+
+    return apply
+
+
+def windows_overlapping(start: datetime, end: datetime) -> Transform:
+    """Window rows whose [window_start, window_end) intersects [start, end)."""
+
+    def apply(windows: DataFrame) -> DataFrame:
+        return windows.where(
+            (F.col("window_start") < F.lit(end)) & (F.col("window_end") > F.lit(start))
+        )
+
+    return apply
