@@ -1,0 +1,97 @@
+"""Recording and replaying raw Finnhub messages as JSON lines.
+
+File format: one raw message per line, exactly as the socket delivered it (Finnhub
+sends compact one-line JSON, pings and errors included). A message that could not
+be told apart from the line structure (it contains a line break, starts with a
+double quote, or is blank) is written as a JSON string literal instead, and such a
+line is unescaped on reading. Valid Finnhub messages are JSON objects, so they never
+start with a quote and the two forms cannot be confused.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO
+
+from producer.pacing import Pacer
+
+
+def encode_line(raw: str | bytes) -> str:
+    """The record-file line (without newline) for one raw message."""
+    text = raw if isinstance(raw, str) else raw.decode("utf-8", "backslashreplace")
+    if "\n" in text or "\r" in text or text.startswith('"') or not text.strip():
+        return json.dumps(text, ensure_ascii=False)
+    return text
+
+
+def decode_line(line: str) -> str | None:
+    """The raw message of one record-file line; None for a blank line."""
+    line = line.rstrip("\r\n")
+    if not line.strip():
+        return None
+    if line.startswith('"'):
+        try:
+            value = json.loads(line)
+        except ValueError:
+            return line  # not one of ours: hand it on as is, parsing will reject it
+        return value if isinstance(value, str) else line
+    return line
+
+
+def read_messages(path: Path) -> Iterator[str]:
+    """Every raw message of a record file, in file order."""
+    with path.open(encoding="utf-8", errors="backslashreplace", newline="") as file:
+        for line in file:
+            raw = decode_line(line)
+            if raw is not None:
+                yield raw
+
+
+def message_time(raw: str) -> int | None:
+    """Latest trade time (`t`, epoch ms) in a raw message, for pacing; None if none."""
+    try:
+        message = json.loads(raw)
+        data = message["data"] if message.get("type") == "trade" else None
+    except (ValueError, AttributeError, KeyError, TypeError, RecursionError):
+        return None
+    if not isinstance(data, list):
+        return None
+    times = [item["t"] for item in data
+             if isinstance(item, dict) and type(item.get("t")) is int]
+    return max(times) if times else None
+
+
+def replay_messages(path: Path, speed: float, stop: threading.Event) -> Iterator[str]:
+    """Raw messages of a record file, paced by their trade times (speed 0: no waits)."""
+    pacer = Pacer(speed, stop)
+    for raw in read_messages(path):
+        event_ms = message_time(raw) if speed > 0 else None
+        if not pacer.wait(event_ms):
+            return
+        yield raw
+
+
+class RecordWriter:
+    """Appends raw messages to a record file, one line each, flushed per message."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._file: IO[str] = path.open("a", encoding="utf-8", newline="\n")
+
+    def write(self, raw: str | bytes) -> None:
+        # Flushing per message keeps the file complete up to a crash; live traffic is
+        # tens of messages per second, so the syscalls do not matter.
+        self._file.write(encode_line(raw) + "\n")
+        self._file.flush()
+
+    def close(self) -> None:
+        self._file.close()
+
+    def __enter__(self) -> RecordWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
