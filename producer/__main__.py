@@ -1,0 +1,199 @@
+"""`python -m producer live|replay|synthetic`: Finnhub trades -> Avro -> Kafka.
+
+Every option defaults from an environment variable (named in its help). The Finnhub
+API token is read only from FINNHUB_TOKEN or --token-file: never from the command
+line, where any user of the machine can read it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from producer.app import main
+from producer.config import (
+    FREE_TIER_MAX_SYMBOLS,
+    KafkaConfig,
+    LiveConfig,
+    ProducerConfig,
+    ReplayConfig,
+    Secret,
+    SourceConfig,
+    SyntheticConfig,
+    parse_symbols,
+)
+from producer.errors import EXIT_USAGE
+from producer.logs import setup_logging
+
+DEFAULT_SYNTHETIC_SYMBOLS = "BINANCE:BTCUSDT,BINANCE:ETHUSDT,BINANCE:SOLUSDT,AAPL,MSFT"
+COMPRESSIONS = ("lz4", "gzip", "snappy", "zstd", "none")
+
+
+def _env(name: str, default: str | None = None) -> str | None:
+    # argparse applies `type` to string defaults, so a bad environment value fails
+    # exactly like the same bad flag would.
+    return os.environ.get(name, default)
+
+
+def _common_options() -> argparse.ArgumentParser:
+    parent = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
+    add = parent.add_argument
+    add("--bootstrap-servers", default=_env("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092"),
+        help="Kafka bootstrap servers, comma-separated (env KAFKA_BOOTSTRAP_SERVERS)")
+    add("--topic", default=_env("KAFKA_TOPIC", "Market"), help="trade topic (env KAFKA_TOPIC)")
+    add("--dead-letter-topic", default=_env("KAFKA_DEAD_LETTER_TOPIC", "Market.rejected"),
+        help="topic for rejected input (env KAFKA_DEAD_LETTER_TOPIC)")
+    add("--linger-ms", type=int, default=_env("KAFKA_LINGER_MS", "20"),
+        help="env KAFKA_LINGER_MS")
+    add("--batch-size", type=int, default=_env("KAFKA_BATCH_SIZE", "131072"),
+        help="bytes per partition batch (env KAFKA_BATCH_SIZE)")
+    add("--compression", choices=COMPRESSIONS, default=_env("KAFKA_COMPRESSION", "lz4"),
+        help="env KAFKA_COMPRESSION")
+    add("--kafka-connect-timeout", type=float, default=_env("KAFKA_CONNECT_TIMEOUT", "15"),
+        help="seconds to reach the broker at start (env KAFKA_CONNECT_TIMEOUT)")
+    add("--flush-timeout", type=float, default=_env("KAFKA_FLUSH_TIMEOUT", "60"),
+        help="seconds to wait for pending records at exit (env KAFKA_FLUSH_TIMEOUT)")
+    add("--status-interval", type=float, default=_env("PRODUCER_STATUS_INTERVAL", "10"),
+        help="seconds between status lines, 0 = none (env PRODUCER_STATUS_INTERVAL)")
+    add("--log-level", default=_env("PRODUCER_LOG_LEVEL", "INFO"),
+        choices=("DEBUG", "INFO", "WARNING", "ERROR"), type=str.upper,
+        help="env PRODUCER_LOG_LEVEL")
+    return parent
+
+
+def _live_options(parser: argparse.ArgumentParser) -> None:
+    add = parser.add_argument
+    add("--symbols", default=_env("FINNHUB_SYMBOLS", ""),
+        help="comma-separated symbols, e.g. BINANCE:BTCUSDT,AAPL (env FINNHUB_SYMBOLS)")
+    add("--token-file", type=Path, default=_env("FINNHUB_TOKEN_FILE"),
+        help="file holding the API token (env FINNHUB_TOKEN_FILE; else env FINNHUB_TOKEN)")
+    add("--ws-url", default=_env("FINNHUB_WS_URL", "wss://ws.finnhub.io"),
+        help="WebSocket endpoint, without the token (env FINNHUB_WS_URL)")
+    add("--record", type=Path, default=_env("FINNHUB_RECORD_FILE"),
+        help="append every raw message to this JSON-lines file (env FINNHUB_RECORD_FILE)")
+    add("--idle-timeout", type=float, default=_env("FINNHUB_IDLE_TIMEOUT", "90"),
+        help="reconnect after this many seconds without any message "
+             "(env FINNHUB_IDLE_TIMEOUT)")
+    add("--connect-timeout", type=float, default=_env("FINNHUB_CONNECT_TIMEOUT", "10"),
+        help="env FINNHUB_CONNECT_TIMEOUT")
+    add("--reconnect-base-delay", type=float,
+        default=_env("FINNHUB_RECONNECT_BASE_DELAY", "1"),
+        help="first reconnect delay in seconds, doubled per failure "
+             "(env FINNHUB_RECONNECT_BASE_DELAY)")
+    add("--reconnect-max-delay", type=float, default=_env("FINNHUB_RECONNECT_MAX_DELAY", "60"),
+        help="cap of the reconnect delay (env FINNHUB_RECONNECT_MAX_DELAY)")
+    add("--max-symbols", type=int,
+        default=_env("FINNHUB_MAX_SYMBOLS", str(FREE_TIER_MAX_SYMBOLS)),
+        help="symbols allowed on one connection by the plan (env FINNHUB_MAX_SYMBOLS)")
+
+
+def _replay_options(parser: argparse.ArgumentParser) -> None:
+    add = parser.add_argument
+    add("file", nargs="?", type=Path, default=_env("REPLAY_FILE"),
+        help="JSON-lines file of raw Finnhub messages (env REPLAY_FILE)")
+    add("--speed", type=float, default=_env("REPLAY_SPEED", "1"),
+        help="1 = original pacing from the trade times, 0 = as fast as possible "
+             "(env REPLAY_SPEED)")
+
+
+def _synthetic_options(parser: argparse.ArgumentParser) -> None:
+    add = parser.add_argument
+    add("--symbols", default=_env("FINNHUB_SYMBOLS", DEFAULT_SYNTHETIC_SYMBOLS),
+        help="comma-separated symbols (env FINNHUB_SYMBOLS)")
+    add("--rate", type=float, default=_env("SYNTHETIC_RATE", "100"),
+        help="trades per second, 0 = as fast as possible (env SYNTHETIC_RATE)")
+    limit = parser.add_mutually_exclusive_group()
+    limit.add_argument("--count", type=int, default=_env("SYNTHETIC_COUNT"),
+                       help="stop after this many trades (env SYNTHETIC_COUNT)")
+    limit.add_argument("--duration", type=float, default=_env("SYNTHETIC_DURATION"),
+                       help="stop after this many seconds (env SYNTHETIC_DURATION)")
+    add("--seed", type=int, default=_env("SYNTHETIC_SEED", "0"), help="env SYNTHETIC_SEED")
+    add("--start-ms", type=int, default=_env("SYNTHETIC_START_MS"),
+        help="event-time origin, epoch ms; default now (env SYNTHETIC_START_MS)")
+    add("--event-rate", type=float, default=_env("SYNTHETIC_EVENT_RATE", "100"),
+        help="simulated trades per second of event time when --rate is 0 "
+             "(env SYNTHETIC_EVENT_RATE)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    # allow_abbrev=False: otherwise `--token X` would silently mean `--token-file X`.
+    parser = argparse.ArgumentParser(prog="python -m producer", description=__doc__,
+                                     allow_abbrev=False,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    modes = parser.add_subparsers(dest="mode", required=True, metavar="live|replay|synthetic")
+    common = _common_options()
+    for name, add_options, help_text in (
+        ("live", _live_options, "stream trades from Finnhub's WebSocket"),
+        ("replay", _replay_options, "replay a file recorded with live --record"),
+        ("synthetic", _synthetic_options, "generate deterministic realistic trades"),
+    ):
+        add_options(modes.add_parser(name, parents=[common], help=help_text,
+                                     allow_abbrev=False))
+    return parser
+
+
+def _read_token(args: argparse.Namespace, parser: argparse.ArgumentParser) -> Secret | None:
+    if args.token_file is not None:
+        try:
+            token = args.token_file.read_text(encoding="utf-8").strip()
+        except OSError as err:
+            parser.exit(EXIT_USAGE, f"producer: error: cannot read --token-file: "
+                                    f"{err.strerror} ({args.token_file})\n")
+    else:
+        token = os.environ.get("FINNHUB_TOKEN", "").strip()
+    return Secret(token) if token else None
+
+
+def _source_config(args: argparse.Namespace, parser: argparse.ArgumentParser) -> SourceConfig:
+    if args.mode == "live":
+        return LiveConfig(
+            symbols=parse_symbols(args.symbols), token=_read_token(args, parser),
+            ws_url=args.ws_url, record_path=args.record, idle_timeout_s=args.idle_timeout,
+            connect_timeout_s=args.connect_timeout, reconnect_base_s=args.reconnect_base_delay,
+            reconnect_max_s=args.reconnect_max_delay, max_symbols=args.max_symbols,
+        )
+    if args.mode == "replay":
+        if args.file is None:
+            parser.error("replay needs a FILE (or env REPLAY_FILE)")
+        return ReplayConfig(path=args.file, speed=args.speed)
+    return SyntheticConfig(
+        symbols=parse_symbols(args.symbols), seed=args.seed, rate=args.rate, count=args.count,
+        duration_s=args.duration, start_ms=args.start_ms, event_rate=args.event_rate,
+    )
+
+
+def parse_config(argv: Sequence[str] | None = None) -> tuple[ProducerConfig, str]:
+    """The run configuration and log level for a command line plus the environment."""
+    parser = build_parser()
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:
+        # Never echo unknown arguments: the likeliest one is a token passed by mistake.
+        hint = (" (there is no --token option: set FINNHUB_TOKEN or use --token-file, since "
+                "command lines are visible to every user of the machine)"
+                if any(a.startswith("--tok") for a in unknown) else "")
+        parser.exit(EXIT_USAGE, f"producer: error: {len(unknown)} unrecognized "
+                                f"argument(s){hint}\n")
+    kafka = KafkaConfig(
+        bootstrap_servers=args.bootstrap_servers, topic=args.topic,
+        dead_letter_topic=args.dead_letter_topic, linger_ms=args.linger_ms,
+        batch_size=args.batch_size,
+        compression="" if args.compression == "none" else args.compression,
+        connect_timeout_s=args.kafka_connect_timeout, flush_timeout_s=args.flush_timeout,
+    )
+    config = ProducerConfig(source=_source_config(args, parser), kafka=kafka,
+                            status_interval_s=args.status_interval)
+    return config, args.log_level
+
+
+def cli(argv: Sequence[str] | None = None) -> int:
+    config, log_level = parse_config(argv)
+    token = config.source.token if isinstance(config.source, LiveConfig) else None
+    setup_logging(log_level, (token.reveal(),) if token is not None else ())
+    return main(config)
+
+
+if __name__ == "__main__":
+    sys.exit(cli())

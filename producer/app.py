@@ -1,0 +1,191 @@
+"""`main(config)`: run one producer (live, replay or synthetic) until done or stopped."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import signal
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from types import FrameType
+
+from producer.config import LiveConfig, ProducerConfig, ReplayConfig, SyntheticConfig, validate
+from producer.errors import (
+    EXIT_AUTH,
+    EXIT_INTERNAL,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_UNDELIVERED,
+    EXIT_USAGE,
+    FatalError,
+)
+from producer.finnhub import AuthenticationError, Backoff, FinnhubStream, redact
+from producer.kafka_sink import KafkaSink
+from producer.pacing import Pacer
+from producer.pipeline import Pipeline, now_ms
+from producer.replay import RecordWriter, replay_messages
+from producer.stats import Stats, StatusReporter
+from producer.synthetic import timed_messages
+
+log = logging.getLogger(__name__)
+
+# After a failed flush (broker gone) there is nothing left to wait for on close.
+CLOSE_AFTER_FAILED_FLUSH_S = 1.0
+
+
+def main(config: ProducerConfig) -> int:
+    """Run the producer; returns the process exit code (see producer.errors)."""
+    stop = threading.Event()
+    secrets = _secrets(config)
+    try:
+        with _stop_on_signals(stop):
+            return _run(config, stop)
+    except FatalError as err:
+        _fail(str(err), secrets)
+        return err.exit_code
+    except KeyboardInterrupt:
+        _fail("interrupted again during shutdown; pending records may be lost", secrets)
+        return EXIT_INTERRUPTED
+    except Exception as err:
+        log.debug("internal error", exc_info=True)
+        _fail(f"internal error: {type(err).__name__}: {err}", secrets)
+        return EXIT_INTERNAL
+
+
+def _secrets(config: ProducerConfig) -> tuple[str, ...]:
+    source = config.source
+    if isinstance(source, LiveConfig) and source.token is not None:
+        return (source.token.reveal(),)
+    return ()
+
+
+def _fail(message: str, secrets: tuple[str, ...]) -> None:
+    # One line on stderr, whatever the logging setup; never the token.
+    one_line = " ".join(redact(message, secrets).split())
+    print(f"producer: error: {one_line}", file=sys.stderr, flush=True)
+
+
+@contextlib.contextmanager
+def _stop_on_signals(stop: threading.Event) -> Iterator[None]:
+    """SIGINT/SIGTERM ask for a clean stop; a second one interrupts the shutdown."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, _frame: FrameType | None) -> None:
+        if stop.is_set():
+            raise KeyboardInterrupt
+        log.info("%s received: stopping after the current message", signal.Signals(signum).name)
+        stop.set()
+
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+def _run(config: ProducerConfig, stop: threading.Event) -> int:
+    validate(config)
+    stats = Stats()
+    # Sources are lazy (nothing connects before the first read), so local problems
+    # such as a missing replay file are reported before Kafka is even contacted.
+    messages, recorder = _open_source(config, stop, stats)
+    try:
+        sink = KafkaSink(config.kafka, stats)
+    except BaseException:
+        if recorder is not None:
+            recorder.close()
+        raise
+    # Rates cover the streaming itself, not the connection set-up.
+    stats.started = time.monotonic()
+    try:
+        pipeline = Pipeline(sink, stats, config.mode, recorder)
+        with StatusReporter(stats, config.status_interval_s), contextlib.closing(messages):
+            _pump(messages, pipeline, stop)
+    finally:
+        # Flush whatever was handed to Kafka, even on a fatal error.
+        flushed = sink.flush()
+        sink.close(None if flushed else CLOSE_AFTER_FAILED_FLUSH_S)
+        if recorder is not None:
+            recorder.close()
+        log.info("finished: %s", stats.summary())
+    if not flushed or stats.send_errors:
+        _fail(f"{stats.send_errors} records failed to reach Kafka"
+              + ("" if flushed else ", and the final flush timed out"), ())
+        return EXIT_UNDELIVERED
+    return EXIT_OK
+
+
+def _pump(messages: Iterator[str | bytes], pipeline: Pipeline, stop: threading.Event) -> None:
+    handle = pipeline.handle
+    try:
+        for raw in messages:
+            handle(raw)
+            if stop.is_set():
+                break
+    except AuthenticationError as err:
+        raise FatalError(str(err), EXIT_AUTH) from None
+
+
+def _open_source(config: ProducerConfig, stop: threading.Event,
+                 stats: Stats) -> tuple[Iterator[str | bytes], RecordWriter | None]:
+    source = config.source
+    if isinstance(source, LiveConfig):
+        return _live(source, stop, stats)
+    if isinstance(source, ReplayConfig):
+        return _replay(source, stop), None
+    return _synthetic(source, stop), None
+
+
+def _live(source: LiveConfig, stop: threading.Event,
+          stats: Stats) -> tuple[Iterator[str | bytes], RecordWriter | None]:
+    assert source.token is not None  # validate() refuses a live config without one
+
+    def count_reconnect() -> None:
+        stats.reconnects += 1
+
+    stream = FinnhubStream(
+        url=source.ws_url, token=source.token.reveal(), symbols=source.symbols, stop=stop,
+        idle_timeout_s=source.idle_timeout_s, connect_timeout_s=source.connect_timeout_s,
+        backoff=Backoff(source.reconnect_base_s, source.reconnect_max_s),
+        on_reconnect=count_reconnect,
+    )
+    recorder = None
+    if source.record_path is not None:
+        try:
+            recorder = RecordWriter(source.record_path)
+        except OSError as err:
+            raise FatalError(f"cannot open the record file: {err}", EXIT_USAGE) from None
+    return stream.messages(), recorder
+
+
+def _replay(source: ReplayConfig, stop: threading.Event) -> Iterator[str]:
+    if not source.path.is_file():
+        raise FatalError(f"replay file not found: {source.path}", EXIT_USAGE)
+    log.info("replaying %s at speed %s", source.path, source.speed)
+    return replay_messages(source.path, source.speed, stop)
+
+
+def _synthetic(source: SyntheticConfig, stop: threading.Event) -> Iterator[str]:
+    # A generator: the clock origin and the --duration timer start with the first
+    # read, once Kafka is connected.
+    start_ms = source.start_ms if source.start_ms is not None else now_ms()
+    event_rate = source.rate if source.rate > 0 else source.event_rate
+    # Logged so that any run can be reproduced exactly with --seed and --start-ms.
+    log.info("synthetic: symbols=%s seed=%d start_ms=%d rate=%s event_rate=%s count=%s",
+             ",".join(source.symbols), source.seed, start_ms, source.rate, event_rate,
+             source.count)
+    if source.duration_s is not None:
+        timer = threading.Timer(source.duration_s, stop.set)
+        timer.daemon = True
+        timer.start()
+    pacer = Pacer(1.0 if source.rate > 0 else 0.0, stop)
+    for event_ms, text in timed_messages(source.symbols, seed=source.seed, start_ms=start_ms,
+                                         event_rate=event_rate, count=source.count):
+        if not pacer.wait(event_ms):
+            return
+        yield text
