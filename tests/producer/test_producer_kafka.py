@@ -1,0 +1,130 @@
+"""Synthetic and replay runs into the real local Kafka broker."""
+
+from __future__ import annotations
+
+import json
+import re
+import signal
+import time
+from collections import defaultdict
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from kafka.partitioner.default import murmur2
+from producer_testing import ProducerRun, consume
+
+from producer import avro_codec
+from producer.errors import EXIT_KAFKA, EXIT_OK
+from producer.messages import parse_message
+from producer.synthetic import generate_messages
+
+pytestmark = pytest.mark.integration
+
+SYMBOLS = ("BINANCE:BTCUSDT", "BINANCE:ETHUSDT", "AAPL", "MSFT")
+START_MS = 1_732_180_000_000
+
+
+def topic_args(make_topic: Callable[..., str]) -> tuple[str, str, list[str]]:
+    topic, dead = make_topic(), make_topic(partitions=1)
+    return topic, dead, ["--topic", topic, "--dead-letter-topic", dead]
+
+
+def test_synthetic_trades_arrive_as_decodable_records_keyed_by_symbol(
+        run_producer: Callable[..., ProducerRun], make_topic: Callable[..., str],
+        kafka_bootstrap: str) -> None:
+    count = 5_000
+    topic, dead, args = topic_args(make_topic)
+    before_ms = int(time.time() * 1000)
+    producer = run_producer("synthetic", "--symbols", ",".join(SYMBOLS), "--count", str(count),
+                            "--seed", "11", "--start-ms", str(START_MS), "--rate", "0", *args)
+    assert producer.wait() == EXIT_OK, producer.output
+    after_ms = int(time.time() * 1000)
+
+    records = consume(kafka_bootstrap, topic, count)
+    assert len(records) == count
+    # The same (seed, start) regenerates the same trades: compare per symbol, in order,
+    # which also proves each symbol stayed ordered within its partition.
+    expected = defaultdict(list)
+    for raw in generate_messages(SYMBOLS, seed=11, start_ms=START_MS, count=count):
+        for trade in parse_message(raw, 0).trades:
+            expected[trade.symbol].append((trade.price, trade.volume, trade.trade_ts,
+                                           trade.conditions))
+    received = defaultdict(list)
+    partitions = defaultdict(set)
+    for record in sorted(records, key=lambda r: (r.partition, r.offset)):
+        trade = avro_codec.decode(record.value)
+        assert record.key == trade.symbol.encode("utf-8")
+        assert before_ms <= trade.ingest_ts <= after_ms
+        received[trade.symbol].append((trade.price, trade.volume, trade.trade_ts,
+                                       trade.conditions))
+        partitions[trade.symbol].add(record.partition)
+    assert received == expected
+    # Each symbol on the partition Kafka's default (murmur2) partitioner picks for its key.
+    assert {s: p.pop() for s, p in partitions.items()} == {
+        s: (murmur2(s.encode()) & 0x7FFFFFFF) % 3 for s in SYMBOLS}
+    assert consume(kafka_bootstrap, dead, 0, timeout=1) == []
+    assert "finished: messages=" in producer.output
+    assert f"trades_sent={count} rejected=0" in producer.output
+
+
+def test_rejected_input_lands_in_the_dead_letter_topic_with_its_reason(
+        run_producer: Callable[..., ProducerRun], make_topic: Callable[..., str],
+        kafka_bootstrap: str, tmp_path: Path) -> None:
+    topic, dead, args = topic_args(make_topic)
+    good = {"s": "AAPL", "p": 230.5, "t": START_MS, "v": 10, "c": ["1"]}
+    bad_trade = {"s": "AAPL", "p": 230.5, "t": START_MS, "v": -3}
+    lines = [
+        json.dumps({"type": "trade", "data": [good, good, bad_trade, good, good]}),
+        '{"type":"ping"}',
+        "{broken",
+        '{"type":"news","data":[]}',
+        json.dumps({"type": "trade", "data": [{"p": 1, "t": START_MS, "v": 1}]}),
+    ]
+    replay_file = tmp_path / "input.jsonl"
+    replay_file.write_text("\n".join(lines) + "\n")
+    producer = run_producer("replay", str(replay_file), "--speed", "0", *args)
+    assert producer.wait() == EXIT_OK, producer.output
+
+    assert len(consume(kafka_bootstrap, topic, 4)) == 4
+    dead_letters = consume(kafka_bootstrap, dead, 4)
+    values = [json.loads(r.value) for r in dead_letters]
+    assert all(set(v) == {"reason", "raw", "ingest_ts", "source"} for v in values)
+    assert all(v["source"] == "replay" and isinstance(v["ingest_ts"], int) for v in values)
+    by_code = {v["reason"].split(":")[0]: (v, r.key) for v, r in zip(values, dead_letters,
+                                                                      strict=True)}
+    assert set(by_code) == {"bad_volume", "invalid_json", "unknown_type", "missing_field"}
+    value, key = by_code["bad_volume"]
+    assert value["reason"] == "bad_volume: -3.0"
+    assert json.loads(value["raw"]) == bad_trade
+    assert key == b"AAPL"
+    value, key = by_code["invalid_json"]
+    assert (value["raw"], key) == ("{broken", None)
+    assert by_code["unknown_type"][0]["reason"] == "unknown_type: news"
+    assert by_code["missing_field"][0]["reason"] == "missing_field: s"
+    assert re.search(r"rejected=4 pings=1 .* rejected_by_reason=\[bad_volume=1, "
+                     r"invalid_json=1, missing_field=1, unknown_type=1\]", producer.output)
+
+
+def test_sigterm_flushes_everything_sent_and_exits_zero(
+        run_producer: Callable[..., ProducerRun], make_topic: Callable[..., str],
+        kafka_bootstrap: str) -> None:
+    topic, _, args = topic_args(make_topic)
+    producer = run_producer("synthetic", "--rate", "2000", "--seed", "3",
+                            "--status-interval", "0.5", *args)
+    producer.wait_for_output("status: ")
+    assert producer.stop(signal.SIGTERM) == EXIT_OK
+    match = re.search(r"finished: messages=\d+ trades_sent=(\d+)", producer.output)
+    assert match, producer.output
+    sent = int(match.group(1))
+    assert sent > 0
+    assert len(consume(kafka_bootstrap, topic, sent)) == sent
+
+
+def test_missing_topic_is_a_clear_fatal_error(
+        run_producer: Callable[..., ProducerRun], make_topic: Callable[..., str]) -> None:
+    producer = run_producer("synthetic", "--count", "1", "--topic", "no_such_topic_x1",
+                            "--dead-letter-topic", make_topic())
+    assert producer.wait() == EXIT_KAFKA
+    assert "producer: error: Kafka topic(s) missing" in producer.output
+    assert "no_such_topic_x1" in producer.output
