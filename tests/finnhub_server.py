@@ -7,8 +7,8 @@ rejects the handshake with HTTP 401; clients send one
 `{"type":"trade","data":[...]}`, `{"type":"ping"}` and `{"type":"error","msg":...}`;
 subscribing past `max_symbols` answers "Subscribing to too many symbols".
 
-Tests drive it from their own thread: push messages, drop connections abruptly,
-and inspect what clients sent.
+Tests drive it from their own thread: push messages, drop connections abruptly or
+close them cleanly, and inspect what clients sent.
 
     with FakeFinnhub(token="t0k3n") as server:
         ...  # point the client at server.url
@@ -185,6 +185,11 @@ class FakeFinnhub:
             with contextlib.suppress(OSError):  # already gone
                 sock.shutdown(socket.SHUT_RDWR)
             sock.close()
+
+    def close_all(self, code: int = 1001, reason: str = "going away") -> None:
+        """Close every open connection cleanly, with a close frame (a server restart)."""
+        for client in self._open_clients():
+            client.connection.close(code, reason)
 
     @property
     def connections(self) -> int:

@@ -101,9 +101,12 @@ def test_reconnects_and_resubscribes_after_a_drop(
     assert server.client_messages(2) == subscriptions(SYMBOLS)
     server.push_trades([{"s": "AAPL", "p": 1.0, "t": T0, "v": 1}])
     assert len(consume(kafka_bootstrap, topics[0], 1)) == 1
+    server.close_all()  # a clean close frame (server restart) is handled the same way
+    server.wait_for(lambda: server.subscribed(3) == set(SYMBOLS), what="2nd resubscription")
 
     assert producer.stop(signal.SIGINT) == EXIT_OK
-    assert "reconnects=1" in producer.output
+    assert "reconnects=2" in producer.output
+    assert "Finnhub closed the connection (code 1001: going away)" in producer.output
     assert TOKEN not in producer.output
 
 
