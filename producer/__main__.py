@@ -56,7 +56,7 @@ def _common_options() -> argparse.ArgumentParser:
         help="seconds to reach the broker at start (env KAFKA_CONNECT_TIMEOUT)")
     add("--flush-timeout", type=float, default=_env("KAFKA_FLUSH_TIMEOUT", "60"),
         help="seconds to wait for pending records at exit (env KAFKA_FLUSH_TIMEOUT)")
-    add("--status-interval", type=float, default=_env("PRODUCER_STATUS_INTERVAL", "10"),
+    add("--status-interval", type=float, default=_env("PRODUCER_STATUS_INTERVAL", "5"),
         help="seconds between status lines, 0 = none (env PRODUCER_STATUS_INTERVAL)")
     add("--log-level", default=_env("PRODUCER_LOG_LEVEL", "INFO"),
         choices=("DEBUG", "INFO", "WARNING", "ERROR"), type=str.upper,

@@ -91,7 +91,7 @@ SourceConfig = LiveConfig | ReplayConfig | SyntheticConfig
 class ProducerConfig:
     source: SourceConfig
     kafka: KafkaConfig = field(default_factory=KafkaConfig)
-    status_interval_s: float = 10.0
+    status_interval_s: float = 5.0
 
     @property
     def mode(self) -> str:
