@@ -1,0 +1,174 @@
+"""The Kubernetes schema Job: auth bootstrap logic (fake sessions) and the schema it
+applies (the real local Cassandra, which runs without authentication)."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from types import ModuleType
+from typing import Any
+
+import pytest
+from deploy_files import K8S
+
+SCRIPT = K8S / "base" / "schema-job" / "files" / "apply_schema.py"
+NTS = "{'class': 'NetworkTopologyStrategy', 'dc1': 3}"
+
+
+def load_script() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("apply_schema", SCRIPT)
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["apply_schema"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+job = load_script()
+
+ENV = {
+    "CASSANDRA_HOST": "cassandra",
+    "CASSANDRA_REPLICATION": NTS,
+    "CASSANDRA_ADMIN_USERNAME": "market_admin",
+    "CASSANDRA_ADMIN_PASSWORD": "admin-pw",
+    "CASSANDRA_APP_USERNAME": "market_app",
+    "CASSANDRA_APP_PASSWORD": "app-pw",
+    "CASSANDRA_GRAFANA_USERNAME": "market_grafana",
+    "CASSANDRA_GRAFANA_PASSWORD": "grafana-pw",
+}
+
+
+class _Cluster:
+    def shutdown(self) -> None:
+        pass
+
+
+class _Result:
+    def __init__(self, row: Any) -> None:
+        self.row = row
+
+    def one(self) -> Any:
+        return self.row
+
+
+@dataclass
+class FakeCassandra:
+    """Roles that can log in, and every statement run, in order."""
+
+    logins: dict[str, str] = field(default_factory=lambda: {"cassandra": "cassandra"})
+    statements: list[str] = field(default_factory=list)
+    unreachable: int = 0
+
+    def connect(self, role: Any) -> Any:
+        if self.unreachable:
+            self.unreachable -= 1
+            raise ConnectionError("connection refused")
+        if role is not None and self.logins.get(role.name) != role.password:
+            raise job.AuthRefused(f"bad credentials for {role.name}")
+        fake = self
+
+        class Session:
+            cluster = _Cluster()
+
+            def execute(self, statement: str, params: tuple[Any, ...] = (), **_: Any) -> Any:
+                fake.statements.append(statement)
+                if statement.startswith("CREATE ROLE IF NOT EXISTS market_admin"):
+                    fake.logins["market_admin"] = params[0]
+                if statement.startswith("SELECT role"):
+                    return _Result("cassandra" if "cassandra" in fake.logins else None)
+                return _Result(None)
+
+        return Session()
+
+
+def run(fake: FakeCassandra, env: dict[str, str] | None = None) -> list[str]:
+    settings = job.settings_from(env or ENV)
+    clock = iter(range(0, 10_000, 5))
+    session = job.admin_session(settings, fake.connect, lambda _: None, lambda: next(clock))
+    return job.converge(settings, session)
+
+
+@pytest.fixture(autouse=True)
+def no_schema_files(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The fake session records statements; the real applier is covered below.
+    monkeypatch.setattr(job.schema, "apply", lambda session, keyspace, replication: 5)
+
+
+def test_first_run_bootstraps_the_admin_and_disables_the_default_superuser() -> None:
+    fake = FakeCassandra()
+    done = run(fake)
+    created = fake.statements.index(
+        "CREATE ROLE IF NOT EXISTS market_admin "
+        "WITH PASSWORD = %s AND SUPERUSER = true AND LOGIN = true")
+    replicated = fake.statements.index(f"ALTER KEYSPACE system_auth WITH replication = {NTS}")
+    assert replicated < created, "auth data must be replicated before roles are written"
+    assert "ALTER ROLE cassandra WITH SUPERUSER = false AND LOGIN = false" in fake.statements
+    assert "GRANT SELECT ON KEYSPACE market TO market_grafana" in fake.statements
+    assert "GRANT MODIFY ON KEYSPACE market TO market_app" in fake.statements
+    assert not any("MODIFY" in s and "market_grafana" in s for s in fake.statements)
+    assert f"ALTER KEYSPACE market WITH replication = {NTS}" in fake.statements
+    assert "built-in superuser disabled" in done
+
+
+def test_rerun_logs_in_as_admin_and_converges_again() -> None:
+    fake = FakeCassandra(logins={"market_admin": "admin-pw"})
+    run(fake)
+    assert not any(s.startswith("CREATE ROLE IF NOT EXISTS market_admin")
+                   for s in fake.statements)
+    # Passwords follow the Secrets on every run.
+    assert "ALTER ROLE market_app WITH PASSWORD = %s AND LOGIN = true" in fake.statements
+
+
+def test_waits_for_a_starting_cluster() -> None:
+    fake = FakeCassandra(logins={"market_admin": "admin-pw"}, unreachable=3)
+    assert run(fake)
+
+
+def test_gives_up_with_a_clear_message_when_no_credentials_work() -> None:
+    fake = FakeCassandra(logins={"market_admin": "another-pw"})
+    with pytest.raises(SystemExit, match="cassandra-admin Secret"):
+        run(fake)
+
+
+@pytest.mark.parametrize("key, value", [
+    ("CASSANDRA_REPLICATION", "{'class': 'X'}; DROP KEYSPACE market"),
+    ("CASSANDRA_APP_USERNAME", "app; DROP ROLE x"),
+    ("CASSANDRA_ADMIN_USERNAME", "cassandra"),
+    ("CASSANDRA_GRAFANA_PASSWORD", ""),
+])
+def test_rejects_unsafe_settings(key: str, value: str) -> None:
+    with pytest.raises(SystemExit):
+        job.settings_from({**ENV, key: value})
+
+
+def test_without_auth_only_the_schema_is_applied() -> None:
+    env = {"CASSANDRA_REPLICATION": NTS}
+    fake = FakeCassandra()
+    run(fake, env)
+    assert fake.statements == [f"ALTER KEYSPACE market WITH replication = {NTS}"]
+
+
+@pytest.mark.integration
+def test_applies_cql_with_network_topology_strategy(
+        cassandra_session: Any, monkeypatch: pytest.MonkeyPatch,
+        make_keyspace: Callable[[], str]) -> None:
+    monkeypatch.undo()  # the real stack.schema.apply this time
+    keyspace = make_keyspace()  # dropped at session end; re-created below with NTS
+    cassandra_session.execute(f"DROP KEYSPACE {keyspace}", timeout=60)
+    datacenter = cassandra_session.execute(
+        "SELECT data_center FROM system.local").one().data_center
+    replication = f"{{'class': 'NetworkTopologyStrategy', '{datacenter}': 1}}"
+    env = {"CASSANDRA_HOST": str(cassandra_session.cluster.contact_points[0]),
+           "CASSANDRA_PORT": str(cassandra_session.cluster.port),
+           "CASSANDRA_KEYSPACE": keyspace, "CASSANDRA_REPLICATION": replication,
+           "SCHEMA_WAIT_SECONDS": "30"}
+    assert job.main(env) == 0
+    row = cassandra_session.execute(
+        "SELECT replication FROM system_schema.keyspaces WHERE keyspace_name = %s",
+        (keyspace,)).one()
+    assert row.replication["class"].endswith("NetworkTopologyStrategy")
+    tables = {r.table_name for r in cassandra_session.execute(
+        "SELECT table_name FROM system_schema.tables WHERE keyspace_name = %s", (keyspace,))}
+    assert tables == {"trades", "minute_trades", "moving_means", "rejected_records"}
