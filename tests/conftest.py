@@ -8,11 +8,14 @@ cannot start fails them loudly, with the reason, in CI and on a laptop alike.
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from producer_testing import ProducerRun
 
 from stack import jars, lifecycle, schema
 from stack.__main__ import parse_config
@@ -127,3 +130,30 @@ def make_topic(kafka_bootstrap: str) -> Iterator[Callable[..., str]]:
     if created:
         admin.delete_topics(created)
     admin.close()
+
+
+@pytest.fixture
+def run_producer(tmp_path: Path) -> Iterator[Callable[..., ProducerRun]]:
+    """Factory: start the producer CLI with extra environment variables."""
+    runs: list[ProducerRun] = []
+
+    def start(*args: str, env: dict[str, str] | None = None) -> ProducerRun:
+        log_path = tmp_path / f"producer-{len(runs)}.log"
+        child_env = {k: v for k, v in os.environ.items()
+                     if not k.startswith(("FINNHUB_", "KAFKA_", "SYNTHETIC_", "REPLAY_"))}
+        child_env.update(env or {})
+        with log_path.open("wb") as log_file:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "producer", *args], cwd=PROJECT_ROOT, env=child_env,
+                stdin=subprocess.DEVNULL, stdout=log_file, stderr=subprocess.STDOUT)
+        run = ProducerRun(process, log_path)
+        runs.append(run)
+        return run
+
+    yield start
+    for run in runs:
+        if run.process.poll() is None:
+            run.process.kill()
+            run.process.wait()
+
+
