@@ -86,6 +86,10 @@ def test_every_manifest_is_listed_in_a_kustomization() -> None:
 
 
 def test_overlays_exist_and_set_the_application_image() -> None:
+    # Kustomize applies the base's images transformer first: a base entry renaming
+    # market-pipeline would leave the overlays' entries nothing to match.
+    base = load_yaml_docs(K8S / "base" / "kustomization.yaml")[0]
+    assert "images" not in base
     for overlay in ("dev", "prod"):
         spec = load_yaml_docs(K8S / "overlays" / overlay / "kustomization.yaml")[0]
         assert "../../base" in spec["resources"]
