@@ -62,12 +62,15 @@ COPY jobs /opt/app/jobs
 
 # The code runs from /opt/app (not site-packages): the modules find cql/ and
 # schemas/ relative to the project root. Spark reads spark-defaults.conf from
-# SPARK_CONF_DIR: the connector jars go on the classpath of every spark-submit.
+# SPARK_CONF_DIR: the connector jars go on the classpath of every spark-submit,
+# and its Python processes use the virtualenv. HOME is the writable /tmp, since
+# the pods run with a read-only root filesystem.
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONPATH=/opt/app \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     SPARK_CONF_DIR=/opt/app/spark-conf \
+    PYSPARK_PYTHON=/opt/venv/bin/python \
     HOME=/tmp
 RUN mkdir -p /opt/app/spark-conf \
  && printf '%s\n' \
