@@ -7,6 +7,8 @@ from pathlib import Path
 
 from pyspark.sql import SparkSession
 
+from jobs.settings import CassandraTarget, SparkLaunch
+
 # Sized for a 2-core machine that also runs Kafka and Cassandra.
 LOCAL_DEFAULTS: Mapping[str, str] = {
     "spark.sql.shuffle.partitions": "2",
@@ -47,3 +49,43 @@ def build_spark(
     for key, value in settings.items():
         builder = builder.config(key, value)
     return builder.getOrCreate()
+
+
+def local_jars(jars_dir: Path) -> list[Path]:
+    """The connector jars resolved by `python -m stack jars` under jars_dir/spark."""
+    # Imported here: a cluster run gets its jars from spark-submit and ships no stack/.
+    from stack.jars import jar_paths
+
+    return jar_paths(jars_dir, "spark")
+
+
+def start_session(app_name: str, launch: SparkLaunch, cassandra: CassandraTarget) -> SparkSession:
+    """A session for a job, with the Cassandra connection and credentials set."""
+    jars = local_jars(launch.jars_dir) if launch.jars_dir else []
+    conf = {
+        "spark.sql.session.timeZone": "UTC",
+        # Progress bars would interleave with the log lines on stderr.
+        "spark.ui.showConsoleProgress": "false",
+        **cassandra.connection_conf(),
+    }
+    spark = build_spark(app_name, master=launch.master, jars=jars, conf=conf)
+    spark.sparkContext.setLogLevel(launch.log_level)
+    quiet_jvm_logger(spark, "org.apache.spark.sql.avro.AvroSerializer")
+    # Set at runtime, never on the builder: PySpark hands builder settings to the JVM
+    # it launches as `--conf key=value` process arguments, visible to `ps`.
+    for key, value in cassandra.credential_conf().items():
+        spark.conf.set(key, value)
+    return spark
+
+
+def quiet_jvm_logger(spark: SparkSession, name: str, level: str = "ERROR") -> None:
+    """Raise one JVM logger's level (driver JVM: all of them with a local master).
+
+    Used for AvroSerializer, which warns on every task that the decoded trade is
+    nullable where the Avro schema is not: the re-encoding (jobs.transforms) only
+    ever sees complete trades. On a cluster, set the same level in the executors'
+    log4j2 configuration.
+    """
+    jvm = spark.sparkContext._jvm
+    log4j = jvm.org.apache.logging.log4j
+    log4j.core.config.Configurator.setLevel(name, log4j.Level.toLevel(level))

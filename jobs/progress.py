@@ -1,0 +1,74 @@
+"""One log line per micro-batch and per query end, from Spark's listener events."""
+
+from __future__ import annotations
+
+import logging
+import re
+import sys
+from typing import Any
+
+from pyspark.sql.streaming import StreamingQueryListener
+
+log = logging.getLogger("jobs.progress")
+
+
+_CAUSE = re.compile(r"^(Caused by: )?[\w.$]+(Exception|Error)\b[^:]*: ")
+
+
+def error_summary(text: str) -> str:
+    """The telling line of a query's error: the innermost `SomeException: message`.
+
+    A failure inside foreachBatch arrives wrapped in py4j's proxy exception, with the
+    Python traceback and the JVM stack around the actual cause.
+    """
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    causes = [line for line in lines if _CAUSE.match(line)]
+    return causes[-1] if causes else (lines[0] if lines else text)
+
+
+def late_rows_dropped(progress: Any) -> int:
+    """Rows the stateful operators dropped as later than the watermark in this batch."""
+    return sum(op.numRowsDroppedByWatermark for op in progress.stateOperators)
+
+
+def progress_line(progress: Any) -> str:
+    watermark = (progress.eventTime or {}).get("watermark", "-")
+    return (
+        f"progress query={progress.name} batch={progress.batchId}"
+        f" input_rows={progress.numInputRows}"
+        f" rows_per_s={progress.processedRowsPerSecond:.1f}"
+        f" watermark={watermark}"
+        f" late_rows_dropped={late_rows_dropped(progress)}"
+    )
+
+
+class ProgressLogger(StreamingQueryListener):
+    """Logs progress as Spark reports it: no polling of the queries."""
+
+    def onQueryStarted(self, event: Any) -> None:
+        log.info("started query=%s id=%s run=%s", event.name, event.id, event.runId)
+
+    def onQueryProgress(self, event: Any) -> None:
+        line = progress_line(event.progress)
+        # Late rows are not lost (they are in `trades`), but the aggregates miss them
+        # until jobs.recompute runs over their range: make them stand out.
+        if late_rows_dropped(event.progress):
+            log.warning("%s (run jobs.recompute over their time range)", line)
+        else:
+            log.info("%s", line)
+
+    def onQueryIdle(self, event: Any) -> None:
+        pass
+
+    def onQueryTerminated(self, event: Any) -> None:
+        if event.exception:
+            log.error("terminated query id=%s: %s", event.id, error_summary(event.exception))
+        else:
+            log.info("terminated query id=%s", event.id)
+
+
+def configure_logging(level: int = logging.INFO) -> None:
+    """Log lines to stderr for the entry points; py4j's per-callback chatter stays out."""
+    logging.basicConfig(level=level, stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("py4j").setLevel(logging.WARNING)

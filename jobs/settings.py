@@ -1,0 +1,157 @@
+"""Configuration shared by the jobs: frozen dataclasses and argparse options with env defaults.
+
+Only the entry points hand the process environment in (as a Mapping); nothing below
+reads os.environ. Cassandra credentials come from the environment only: a value on
+the command line would be visible to anyone listing processes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_JARS_DIR = PROJECT_ROOT / ".work" / "jars"
+DEFAULT_SCHEMA = PROJECT_ROOT / "schemas" / "trade.avsc"
+
+_DURATION = re.compile(
+    r"^\s*(\d+)\s+(millisecond|second|minute|hour|day)s?\s*$", re.IGNORECASE
+)
+_UNIT = {
+    "millisecond": timedelta(milliseconds=1),
+    "second": timedelta(seconds=1),
+    "minute": timedelta(minutes=1),
+    "hour": timedelta(hours=1),
+    "day": timedelta(days=1),
+}
+
+
+def parse_duration(text: str) -> timedelta:
+    """'30 seconds' -> timedelta; the forms Spark accepts for windows and watermarks."""
+    match = _DURATION.match(text)
+    if not match:
+        raise ValueError(f"not a duration like '30 seconds' or '5 minutes': {text!r}")
+    return int(match.group(1)) * _UNIT[match.group(2).lower()]
+
+
+def duration(text: str) -> str:
+    """argparse type: validates a duration early, keeps Spark's spelling of it."""
+    try:
+        if parse_duration(text) <= timedelta(0):
+            raise ValueError(f"duration must be positive: {text!r}")
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from err
+    return text.strip()
+
+
+@dataclass(frozen=True)
+class CassandraTarget:
+    host: str = "127.0.0.1"
+    port: int = 9042
+    keyspace: str = "market"
+    # Secrets stay out of repr(), hence out of any log line that prints a config.
+    username: str | None = field(default=None, repr=False)
+    password: str | None = field(default=None, repr=False)
+
+    def connection_conf(self) -> dict[str, str]:
+        return {
+            "spark.cassandra.connection.host": self.host,
+            "spark.cassandra.connection.port": str(self.port),
+        }
+
+    def credential_conf(self) -> dict[str, str]:
+        if not self.username:
+            return {}
+        return {
+            "spark.cassandra.auth.username": self.username,
+            "spark.cassandra.auth.password": self.password or "",
+        }
+
+
+@dataclass(frozen=True)
+class SparkLaunch:
+    """master=None leaves the master (and the jars) to spark-submit."""
+
+    master: str | None = "local[*]"
+    jars_dir: Path | None = DEFAULT_JARS_DIR
+    log_level: str = "WARN"
+
+
+@dataclass(frozen=True)
+class WindowSpec:
+    watermark: str = "30 seconds"
+    moving_length: str = "5 minutes"
+    moving_slide: str = "30 seconds"
+
+
+def env_default(environ: Mapping[str, str], name: str, default: str) -> str:
+    value = environ.get(name, "")
+    return value if value.strip() else default
+
+
+def add_cassandra_options(parser: argparse.ArgumentParser, env: Mapping[str, str]) -> None:
+    add = parser.add_argument
+    add("--cassandra-host", default=env_default(env, "CASSANDRA_HOST", "127.0.0.1"),
+        help="contact point(s), comma-separated (env CASSANDRA_HOST)")
+    add("--cassandra-port", type=int, default=int(env_default(env, "CASSANDRA_PORT", "9042")),
+        help="CQL native port (env CASSANDRA_PORT)")
+    add("--keyspace", default=env_default(env, "CASSANDRA_KEYSPACE", "market"),
+        help="env CASSANDRA_KEYSPACE; credentials: env CASSANDRA_USERNAME, CASSANDRA_PASSWORD")
+
+
+def add_spark_options(parser: argparse.ArgumentParser, env: Mapping[str, str]) -> None:
+    # spark-submit starts the Python driver with PYSPARK_GATEWAY_PORT set: it then owns
+    # the master and the jars, and a local default would override the cluster's.
+    submitted = "PYSPARK_GATEWAY_PORT" in env
+    add = parser.add_argument
+    add("--master", default=env_default(env, "SPARK_MASTER", "" if submitted else "local[*]"),
+        help="Spark master; default local[*], or spark-submit's when submitted (env SPARK_MASTER)")
+    add("--jars-dir", type=Path,
+        default=Path(env_default(env, "SPARK_JARS_DIR", str(DEFAULT_JARS_DIR))),
+        help="resolved connector jars (<dir>/spark/*.jar) for local masters (env SPARK_JARS_DIR)")
+    add("--spark-log-level", default=env_default(env, "SPARK_LOG_LEVEL", "WARN"),
+        help="env SPARK_LOG_LEVEL")
+
+
+def add_window_options(parser: argparse.ArgumentParser, env: Mapping[str, str]) -> None:
+    add = parser.add_argument
+    add("--watermark", type=duration, default=env_default(env, "STREAM_WATERMARK", "30 seconds"),
+        help="event-time watermark delay (env STREAM_WATERMARK)")
+    add("--moving-window", type=duration,
+        default=env_default(env, "STREAM_MOVING_WINDOW", "5 minutes"),
+        help="moving-mean window length (env STREAM_MOVING_WINDOW)")
+    add("--moving-slide", type=duration,
+        default=env_default(env, "STREAM_MOVING_SLIDE", "30 seconds"),
+        help="moving-mean window slide (env STREAM_MOVING_SLIDE)")
+
+
+def cassandra_target(args: argparse.Namespace, env: Mapping[str, str]) -> CassandraTarget:
+    return CassandraTarget(
+        host=args.cassandra_host,
+        port=args.cassandra_port,
+        keyspace=args.keyspace,
+        username=env.get("CASSANDRA_USERNAME") or None,
+        password=env.get("CASSANDRA_PASSWORD") or None,
+    )
+
+
+def spark_launch(args: argparse.Namespace) -> SparkLaunch:
+    master = args.master or None
+    local = master is not None and master.startswith("local")
+    return SparkLaunch(
+        master=master,
+        jars_dir=args.jars_dir.resolve() if local else None,
+        log_level=args.spark_log_level,
+    )
+
+
+def window_spec(args: argparse.Namespace) -> WindowSpec:
+    return WindowSpec(
+        watermark=args.watermark,
+        moving_length=args.moving_window,
+        moving_slide=args.moving_slide,
+    )

@@ -1,0 +1,39 @@
+"""Thin writers: DataFrames upserted into Cassandra by the Spark Cassandra Connector.
+
+Every table is keyed deterministically (Kafka coordinates, symbol + window), so a
+write is an idempotent upsert: a micro-batch replayed after a crash, or a recompute,
+rewrites the same rows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from pyspark.sql import DataFrame
+
+from jobs.sources import CASSANDRA_FORMAT
+
+BatchWriter = Callable[[DataFrame, int], None]
+
+
+def write_table(rows: DataFrame, keyspace: str, table: str) -> None:
+    """Upsert rows into keyspace.table; the columns must be named as in the table."""
+    (
+        rows.write
+        .format(CASSANDRA_FORMAT)
+        .mode("append")
+        .options(keyspace=keyspace, table=table)
+        # A null is left unset instead of written as a tombstone: rows are rewritten
+        # whole with the same values, so there is never an old value to delete.
+        .option("spark.cassandra.output.ignoreNulls", "true")
+        .save()
+    )
+
+
+def write_batch(keyspace: str, table: str) -> BatchWriter:
+    """A foreachBatch function upserting each micro-batch into keyspace.table."""
+
+    def write(batch: DataFrame, batch_id: int) -> None:
+        write_table(batch, keyspace, table)
+
+    return write

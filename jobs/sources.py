@@ -1,0 +1,54 @@
+"""Thin readers: the Kafka topic as a stream, the `trades` table as a batch."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+CASSANDRA_FORMAT = "org.apache.spark.sql.cassandra"
+
+
+@dataclass(frozen=True)
+class KafkaTopic:
+    bootstrap_servers: str = "127.0.0.1:9092"
+    topic: str = "Market"
+    starting_offsets: str = "earliest"
+    max_offsets_per_trigger: int | None = None
+
+
+def read_stream(spark: SparkSession, kafka: KafkaTopic) -> DataFrame:
+    """The topic as Kafka source rows (key, value, topic, partition, offset, timestamp)."""
+    reader = (
+        spark.readStream
+        .format("kafka")
+        .option("kafka.bootstrap.servers", kafka.bootstrap_servers)
+        .option("subscribe", kafka.topic)
+        # Only read on a first start: afterwards the checkpoint holds the offsets.
+        .option("startingOffsets", kafka.starting_offsets)
+    )
+    if kafka.max_offsets_per_trigger:
+        reader = reader.option("maxOffsetsPerTrigger", str(kafka.max_offsets_per_trigger))
+    return reader.load()
+
+
+def read_trades(
+    spark: SparkSession, keyspace: str, days: list[date], symbols: list[str] | None = None
+) -> DataFrame:
+    """The `trades` rows of the given UTC days (and symbols, when known).
+
+    With symbols the connector reads exactly the (symbol, trade_date) partitions;
+    without, it scans the table and Spark keeps the days.
+    """
+    trades = (
+        spark.read
+        .format(CASSANDRA_FORMAT)
+        .options(keyspace=keyspace, table="trades")
+        .load()
+        .where(F.col("trade_date").isin(days))
+    )
+    if symbols:
+        trades = trades.where(F.col("symbol").isin(symbols))
+    return trades

@@ -1,0 +1,93 @@
+"""Command lines and environment of the jobs -> frozen configs (no Spark needed)."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+
+from jobs import recompute, stream_processor
+from jobs.settings import parse_duration
+
+
+def test_stream_options_default_from_env_and_cli_wins() -> None:
+    env = {
+        "KAFKA_BOOTSTRAP_SERVERS": "kafka:9092", "KAFKA_TOPIC": "Trades",
+        "CASSANDRA_HOST": "cassandra", "CASSANDRA_KEYSPACE": "prod",
+        "STREAM_WATERMARK": "1 minute", "STREAM_MAX_OFFSETS_PER_TRIGGER": "500",
+        "STREAM_CHECKPOINT_ROOT": "s3a://bucket/checkpoints",
+    }
+    config = stream_processor.parse_config(["--topic", "Other", "--available-now"], env)
+    assert config.kafka.bootstrap_servers == "kafka:9092"
+    assert config.kafka.topic == "Other"
+    assert config.kafka.max_offsets_per_trigger == 500
+    assert config.kafka.starting_offsets == "earliest"
+    assert (config.cassandra.host, config.cassandra.keyspace) == ("cassandra", "prod")
+    assert config.windows.watermark == "1 minute"
+    assert (config.windows.moving_length, config.windows.moving_slide) == (
+        "5 minutes", "30 seconds")
+    assert config.checkpoint_root == "s3a://bucket/checkpoints"
+    assert config.available_now is True
+    assert config.spark.master == "local[*]"
+
+
+def test_local_defaults_resolve_paths() -> None:
+    config = stream_processor.parse_config([], {})
+    root = Path(__file__).resolve().parents[2]
+    assert config.checkpoint_root == str(root / ".work" / "checkpoints")
+    assert config.avro_schema == root / "schemas" / "trade.avsc"
+    assert config.spark.jars_dir == root / ".work" / "jars"
+    assert config.kafka.max_offsets_per_trigger is None
+
+
+def test_credentials_come_from_env_only_and_never_print() -> None:
+    env = {"CASSANDRA_USERNAME": "pipeline", "CASSANDRA_PASSWORD": "s3cret-value"}
+    config = stream_processor.parse_config([], env)
+    assert config.cassandra.credential_conf() == {
+        "spark.cassandra.auth.username": "pipeline",
+        "spark.cassandra.auth.password": "s3cret-value",
+    }
+    assert "s3cret" not in repr(config) and "pipeline" not in repr(config)
+    assert "auth" not in str(config.cassandra.connection_conf())
+    with pytest.raises(SystemExit):
+        stream_processor.parse_config(["--cassandra-password", "x"], {})
+
+
+def test_under_spark_submit_the_master_and_jars_are_left_to_it() -> None:
+    config = stream_processor.parse_config([], {"PYSPARK_GATEWAY_PORT": "40000"})
+    assert (config.spark.master, config.spark.jars_dir) == (None, None)
+
+
+@pytest.mark.parametrize("bad", ["30s", "-5 seconds", "0 seconds", "five minutes"])
+def test_durations_are_validated_before_spark_starts(bad: str) -> None:
+    with pytest.raises(SystemExit):
+        stream_processor.parse_config(["--watermark", bad], {})
+
+
+def test_parse_duration() -> None:
+    assert parse_duration("30 seconds") == timedelta(seconds=30)
+    assert parse_duration("5 minutes") == timedelta(minutes=5)
+    assert parse_duration("1 hour") == timedelta(hours=1)
+
+
+def test_recompute_range_margin_and_days() -> None:
+    config = recompute.parse_config(
+        ["--from", "2024-03-01T23:56:00Z", "--to", "2024-03-02T00:01:00+00:00",
+         "--symbols", "AAPL, MSFT"], {})
+    assert config.start == datetime(2024, 3, 1, 23, 56, tzinfo=timezone.utc)
+    assert config.end == datetime(2024, 3, 2, 0, 1, tzinfo=timezone.utc)
+    assert config.symbols == ("AAPL", "MSFT")
+    # A 5-minute sliding window overlapping the range reaches 5 minutes beyond it.
+    assert recompute.read_margin(config.windows) == timedelta(minutes=5)
+    low = config.start - timedelta(minutes=5)
+    high = config.end + timedelta(minutes=5)
+    assert recompute.utc_days(low, high) == [date(2024, 3, 1), date(2024, 3, 2)]
+    # An end at midnight, exclusive, does not touch the next day.
+    assert recompute.utc_days(low, datetime(2024, 3, 2, tzinfo=timezone.utc)) == [
+        date(2024, 3, 1)]
+
+
+def test_recompute_rejects_an_empty_range() -> None:
+    with pytest.raises(SystemExit):
+        recompute.parse_config(["--from", "2024-03-02T00:00", "--to", "2024-03-01T00:00"], {})
