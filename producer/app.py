@@ -145,8 +145,9 @@ def _live(source: LiveConfig, stop: threading.Event,
           stats: Stats) -> tuple[Iterator[str | bytes], RecordWriter | None]:
     assert source.token is not None  # validate() refuses a live config without one
 
-    def count_reconnect() -> None:
+    def count_reconnect(outage_s: float) -> None:
         stats.reconnects += 1
+        stats.disconnected_s += outage_s
 
     stream = FinnhubStream(
         url=source.ws_url, token=source.token.reveal(), symbols=source.symbols, stop=stop,

@@ -107,7 +107,7 @@ class FinnhubStream:
         idle_timeout_s: float = 90.0,
         connect_timeout_s: float = 10.0,
         backoff: Backoff | None = None,
-        on_reconnect: Callable[[], None] = lambda: None,
+        on_reconnect: Callable[[float], None] = lambda outage_s: None,
     ) -> None:
         self._base_url = url
         self._token = token
@@ -125,17 +125,21 @@ class FinnhubStream:
         return redact(text, (self._token,))
 
     def messages(self) -> Iterator[str | bytes]:
-        connected_before = False
+        lost_at: float | None = None  # when the previous session ended
         while not self._stop.is_set():
             ws = self._connect()
             if ws is None:
                 if self._wait_before_retry():
                     continue
                 return
-            if connected_before:
-                self._on_reconnect()
-            connected_before = True
+            if lost_at is not None:
+                outage_s = time.monotonic() - lost_at
+                # Finnhub does not replay: whatever traded in the gap is gone for good.
+                log.warning("reconnected after %.1f s without a connection; trades of that "
+                            "gap are lost (Finnhub does not replay)", outage_s)
+                self._on_reconnect(outage_s)
             yield from self._session(ws)
+            lost_at = time.monotonic()
             if not self._stop.is_set() and not self._wait_before_retry():
                 return
 

@@ -26,6 +26,7 @@ class Stats:
     pings: int = 0
     errors: int = 0
     reconnects: int = 0
+    disconnected_s: float = 0.0  # time between a lost connection and the next one
     send_errors: int = 0
     rejected_by_reason: Counter[str] = field(default_factory=Counter)
     started: float = field(default_factory=time.monotonic)
@@ -38,7 +39,8 @@ class Stats:
         return (
             f"messages={self.messages} trades_sent={self.trades_sent} rejected={self.rejected} "
             f"pings={self.pings} errors={self.errors} reconnects={self.reconnects} "
-            f"send_errors={self.send_errors} rate={rate:.1f}/s"
+            f"disconnected={self.disconnected_s:.1f}s send_errors={self.send_errors} "
+            f"rate={rate:.1f}/s"
         )
 
     def summary(self) -> str:

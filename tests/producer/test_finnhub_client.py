@@ -77,6 +77,7 @@ def test_status_line_has_every_counter() -> None:
     stats = Stats(messages=5, trades_sent=9, pings=2, errors=1, reconnects=3, send_errors=4)
     stats.count_rejection("bad_price")
     assert stats.status_line(12.345) == (
-        "messages=5 trades_sent=9 rejected=1 pings=2 errors=1 reconnects=3 send_errors=4 "
+        "messages=5 trades_sent=9 rejected=1 pings=2 errors=1 reconnects=3 disconnected=0.0s "
+        "send_errors=4 "
         "rate=12.3/s")
     assert stats.summary().endswith("rejected_by_reason=[bad_price=1]")
