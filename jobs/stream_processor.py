@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from pyspark.errors import StreamingQueryException
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import SparkSession
 from pyspark.sql.streaming import StreamingQuery
 
 from jobs import settings
@@ -36,6 +36,7 @@ from jobs.sinks import write_batch
 from jobs.sources import KafkaTopic, read_stream
 from jobs.transforms import (
     Transform,
+    chain,
     decode_trades,
     minute_windows,
     moving_means,
@@ -90,7 +91,8 @@ def build_parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
         help="minute_trades and moving_means queries (env STREAM_AGGREGATE_TRIGGER_INTERVAL)")
     add("--checkpoint-root",
         default=env_default(env, "STREAM_CHECKPOINT_ROOT", StreamConfig.checkpoint_root),
-        help="a folder or URI; one checkpoint per query below it (env STREAM_CHECKPOINT_ROOT)")
+        help="a folder or URI, for one topic and keyspace; one checkpoint per query below it"
+             " (env STREAM_CHECKPOINT_ROOT)")
     add("--avro-schema", type=Path,
         default=Path(env_default(env, "STREAM_AVRO_SCHEMA", str(settings.DEFAULT_SCHEMA))),
         help="Avro schema of the records (env STREAM_AVRO_SCHEMA)")
@@ -124,15 +126,6 @@ def parse_config(argv: Sequence[str], env: Mapping[str, str]) -> StreamConfig:
         aggregate_trigger_interval=args.aggregate_trigger_interval,
         available_now=args.available_now,
     )
-
-
-def chain(*transforms: Transform) -> Transform:
-    def apply(df: DataFrame) -> DataFrame:
-        for transform in transforms:
-            df = df.transform(transform)
-        return df
-
-    return apply
 
 
 def query_plans(config: StreamConfig, schema_json: str) -> list[QueryPlan]:

@@ -40,6 +40,17 @@ MOVING_COLUMNS = (
 )
 
 
+def chain(*transforms: Transform) -> Transform:
+    """One transform applying the given ones in order."""
+
+    def apply(df: DataFrame) -> DataFrame:
+        for transform in transforms:
+            df = df.transform(transform)
+        return df
+
+    return apply
+
+
 def utc_date(ts: Column) -> Column:
     """The UTC calendar day of a timestamp, whatever spark.sql.session.timeZone says."""
     return F.date_from_unix_date(F.floor(F.unix_millis(ts) / MILLIS_PER_DAY).cast("int"))

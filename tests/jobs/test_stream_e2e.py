@@ -450,6 +450,8 @@ def test_late_trades_are_kept_logged_and_recomputed(pipeline: Pipeline, cassandr
     last_late = max(t.trade_ts for t in late)
     run_job(pipeline, "jobs.recompute", [
         "--from", BASE.isoformat(), "--to", (last_late + timedelta(seconds=1)).isoformat(),
+        # The late trades' symbols: the job reads just their (symbol, day) partitions.
+        "--symbols", ",".join(SYMBOLS),
         "--master", "local[2]", "--keyspace", pipeline.keyspace,
         "--cassandra-host", pipeline.host, "--cassandra-port", str(pipeline.cassandra_port),
     ], "recompute")
