@@ -66,6 +66,9 @@ def start_session(app_name: str, launch: SparkLaunch, cassandra: CassandraTarget
         "spark.sql.session.timeZone": "UTC",
         # Progress bars would interleave with the log lines on stderr.
         "spark.ui.showConsoleProgress": "false",
+        # stop() on a query blocked in a write (Cassandra down) would otherwise wait
+        # forever, and a failed job must exit so that its supervisor restarts it.
+        "spark.sql.streaming.stopTimeout": "30s",
         **cassandra.connection_conf(),
     }
     spark = build_spark(app_name, master=launch.master, jars=jars, conf=conf)

@@ -28,7 +28,7 @@ from pyspark.errors import StreamingQueryException
 from pyspark.sql import SparkSession
 from pyspark.sql.streaming import StreamingQuery
 
-from jobs import settings
+from jobs import checkpoints, settings
 from jobs.progress import ProgressLogger, configure_logging, error_summary
 from jobs.session import start_session
 from jobs.settings import CassandraTarget, SparkLaunch, WindowSpec, env_default
@@ -128,6 +128,10 @@ def parse_config(argv: Sequence[str], env: Mapping[str, str]) -> StreamConfig:
     )
 
 
+# The queries' names: each is also its checkpoint folder and its Cassandra table.
+QUERY_NAMES = ("rejected_records", "trades", "minute_trades", "moving_means")
+
+
 def query_plans(config: StreamConfig, schema_json: str) -> list[QueryPlan]:
     """The four queries; each decodes on its own so that each can fail and restart alone."""
     windows = config.windows
@@ -189,7 +193,10 @@ def run(spark: SparkSession, config: StreamConfig) -> int:
         log.info("all queries stopped")
         return 0
     for query in queries:
-        query.stop()
+        try:
+            query.stop()
+        except Exception as err:  # exiting anyway: an unfinished batch replays on restart
+            log.warning("query %s did not stop cleanly: %s", query.name, error_summary(str(err)))
     message = str(failed.exception())
     log.error("query %s failed: %s\n%s", failed.name, error_summary(message), message)
     return 1
@@ -197,6 +204,13 @@ def run(spark: SparkSession, config: StreamConfig) -> int:
 
 def main(config: StreamConfig) -> int:
     log.info("starting with %s", config)
+    try:
+        checkpoints.probe(config.checkpoint_root, QUERY_NAMES)
+    except checkpoints.CheckpointError as err:
+        # A restart cannot fix this; exit 2 tells the supervisor not to try.
+        log.error("%s; free space or fix the folder, or set --checkpoint-root "
+                  "(env STREAM_CHECKPOINT_ROOT)", err)
+        return 2
     spark = start_session("market-stream-processor", config.spark, config.cassandra)
     try:
         return run(spark, config)

@@ -54,6 +54,7 @@ class _Child:
     restart_at: float = 0.0
     crashes: deque = field(default_factory=deque)
     last_lines: deque = field(default_factory=lambda: deque(maxlen=20))
+    restarts: int = 0
     done: bool = False
 
 
@@ -120,6 +121,7 @@ class Supervisor:
                 f"Full log: {child.log_file}. Last lines:\n" + "\n".join(child.last_lines))
         child.backoff_s = next_backoff(child.backoff_s, self.policy, self.rng)
         child.restart_at = now + child.backoff_s
+        child.restarts += 1
         log.warning("%s: exited with code %d; restarting in %.1fs", name, code, child.backoff_s)
 
     def _tick(self) -> None:

@@ -84,8 +84,12 @@ def kafka_bootstrap(stack: StackConfig) -> str:
 @pytest.fixture(scope="session")
 def cassandra_session(stack: StackConfig):
     from cassandra.cluster import Cluster
+    from cassandra.policies import ConstantReconnectionPolicy
 
-    cluster = Cluster([stack.host], port=stack.cassandra_port, protocol_version=5)
+    # Fault tests restart Cassandra: reconnect every second rather than backing off
+    # for minutes, so the session is usable again soon after the node is.
+    cluster = Cluster([stack.host], port=stack.cassandra_port, protocol_version=5,
+                      reconnection_policy=ConstantReconnectionPolicy(1.0, None))
     session = cluster.connect()
     yield session
     cluster.shutdown()

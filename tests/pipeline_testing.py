@@ -1,0 +1,281 @@
+"""Shared helpers of the end-to-end and fault tests: send trades, run the jobs, and
+compute every Cassandra table independently, in plain Python, from what was sent."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import math
+import re
+import subprocess
+import sys
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import fastavro
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+AVRO_SCHEMA = fastavro.parse_schema(json.loads((PROJECT_ROOT / "schemas/trade.avsc").read_text()))
+MOVING_LENGTH, MOVING_SLIDE = timedelta(minutes=5), timedelta(seconds=30)
+REL_TOL = 1e-9
+JOB_TIMEOUT_S = 240
+
+
+@dataclass(frozen=True)
+class Trade:
+    symbol: str
+    price: float
+    volume: float
+    trade_ts: datetime
+    conditions: list[str] | None
+    ingest_ts: datetime
+
+
+@dataclass(frozen=True)
+class Sent:
+    """A record as the broker stored it."""
+
+    partition: int
+    offset: int
+    kafka_ts: datetime
+    value: bytes
+    trade: Trade | None = None
+    reason: str | None = None
+
+
+@dataclass
+class Pipeline:
+    topic: str
+    keyspace: str
+    bootstrap: str
+    host: str
+    cassandra_port: int
+    root: Path
+    sent: list[Sent] = field(default_factory=list)
+    started: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
+
+    @property
+    def trades(self) -> list[Sent]:
+        return [s for s in self.sent if s.trade is not None]
+
+    def job_args(self, checkpoint_root: Path) -> list[str]:
+        return [
+            "--available-now", "--master", "local[2]", "--bootstrap-servers", self.bootstrap,
+            "--topic", self.topic, "--keyspace", self.keyspace, "--cassandra-host", self.host,
+            "--cassandra-port", str(self.cassandra_port),
+            "--checkpoint-root", str(checkpoint_root),
+        ]
+
+
+# --- data ------------------------------------------------------------------------------
+
+
+def encode(trade: Trade) -> bytes:
+    buffer = io.BytesIO()
+    fastavro.schemaless_writer(buffer, AVRO_SCHEMA, trade.__dict__)
+    return buffer.getvalue()
+
+
+def produce(bootstrap: str, topic: str, records: Iterable[tuple[bytes, bytes, Trade | None,
+                                                                   str | None]]) -> list[Sent]:
+    from kafka import KafkaProducer
+
+    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
+    futures = [(producer.send(topic, key=key, value=value), value, trade, reason)
+               for key, value, trade, reason in records]
+    producer.flush()
+    sent = []
+    for future, value, trade, reason in futures:
+        meta = future.get(timeout=30)
+        kafka_ts = datetime.fromtimestamp(meta.timestamp / 1000, tz=timezone.utc)
+        sent.append(Sent(meta.partition, meta.offset, kafka_ts, value, trade, reason))
+    producer.close()
+    return sent
+
+
+def produce_trades(pipeline: Pipeline, trades: Iterable[Trade]) -> None:
+    records = [(t.symbol.encode(), encode(t), t, None) for t in trades]
+    pipeline.sent.extend(produce(pipeline.bootstrap, pipeline.topic, records))
+
+
+# --- expected tables, in plain Python ----------------------------------------------------
+
+
+def naive(ts: datetime) -> datetime:
+    """The driver returns timestamps as naive UTC datetimes, truncated to milliseconds."""
+    return ts.astimezone(timezone.utc).replace(tzinfo=None)
+
+
+def floor_to(ts: datetime, step: timedelta) -> datetime:
+    epoch = datetime(1970, 1, 1, tzinfo=timezone.utc)
+    return epoch + ((ts - epoch) // step) * step
+
+
+def expected_trades(pipeline: Pipeline, sent: list[Sent]) -> dict:
+    return {
+        (s.trade.symbol, s.trade.trade_ts.date(), naive(s.trade.trade_ts), s.partition,
+         s.offset): (s.trade.price, s.trade.volume, s.trade.conditions or None,
+                     naive(s.trade.ingest_ts), pipeline.topic)
+        for s in sent
+    }
+
+
+def expected_minutes(sent: list[Sent]) -> dict:
+    groups: dict[tuple, list[Sent]] = defaultdict(list)
+    for s in sent:
+        groups[s.trade.symbol, floor_to(s.trade.trade_ts, timedelta(minutes=1))].append(s)
+    result = {}
+    for (symbol, start), members in groups.items():
+        ordered = sorted(members, key=lambda s: (s.trade.trade_ts, s.partition, s.offset))
+        prices = [s.trade.price for s in members]
+        volume = sum(s.trade.volume for s in members)
+        avg = sum(prices) / len(prices)
+        notional = sum(s.trade.price * s.trade.volume for s in members)
+        result[symbol, naive(start)] = (
+            naive(start + timedelta(minutes=1)), len(members), avg,
+            ordered[0].trade.price, max(prices), min(prices), ordered[-1].trade.price,
+            volume, notional / volume if volume > 0 else avg,
+        )
+    return result
+
+
+def expected_moving(sent: list[Sent]) -> dict:
+    groups: dict[tuple, list[float]] = defaultdict(list)
+    for s in sent:
+        start = floor_to(s.trade.trade_ts, MOVING_SLIDE)
+        while start + MOVING_LENGTH > s.trade.trade_ts:
+            groups[s.trade.symbol, start].append(s.trade.price)
+            start -= MOVING_SLIDE
+    return {
+        (symbol, naive(start + MOVING_LENGTH)): (
+            naive(start), len(prices), sum(prices) / len(prices),
+            math.exp(sum(math.log(p) for p in prices) / len(prices)),
+            len(prices) / sum(1 / p for p in prices),
+        )
+        for (symbol, start), prices in groups.items()
+    }
+
+
+def expected_rejected(pipeline: Pipeline) -> dict:
+    return {
+        (pipeline.topic, s.kafka_ts.date(), s.partition, s.offset):
+            (naive(s.kafka_ts), s.value, s.reason)
+        for s in pipeline.sent if s.reason is not None
+    }
+
+
+# --- actual tables ------------------------------------------------------------------------
+
+
+def read_table(session, keyspace: str, table: str, key: list[str], values: list[str]) -> dict:
+    rows = session.execute(f"SELECT {', '.join(key + values)} FROM {keyspace}.{table}")
+    return {
+        tuple(as_python(getattr(r, c)) for c in key): tuple(as_python(getattr(r, c))
+                                                            for c in values)
+        for r in rows
+    }
+
+
+def as_python(value):
+    if type(value).__name__ == "Date":  # cassandra.util.Date
+        return value.date()
+    if isinstance(value, (list, tuple)):
+        # An empty list and no list are the same to Cassandra.
+        return list(value) or None
+    return value
+
+
+def snapshot(session, keyspace: str) -> dict[str, dict]:
+    return {
+        "trades": read_table(
+            session, keyspace, "trades",
+            ["symbol", "trade_date", "trade_ts", "kafka_partition", "kafka_offset"],
+            ["price", "volume", "conditions", "ingest_ts", "kafka_topic"]),
+        "minute_trades": read_table(
+            session, keyspace, "minute_trades", ["symbol", "window_start"],
+            ["window_end", "trade_count", "avg_price", "open_price", "high_price",
+             "low_price", "close_price", "total_volume", "vwap"]),
+        "moving_means": read_table(
+            session, keyspace, "moving_means", ["symbol", "window_end"],
+            ["window_start", "trade_count", "arithmetic_mean", "geometric_mean",
+             "harmonic_mean"]),
+        "rejected_records": read_table(
+            session, keyspace, "rejected_records",
+            ["kafka_topic", "kafka_date", "kafka_partition", "kafka_offset"],
+            ["kafka_ts", "payload", "reason", "seen_at"]),
+    }
+
+
+def assert_same(actual: dict, expected: dict, table: str) -> None:
+    """Same keys; per row, equal values, floats to REL_TOL."""
+    missing, extra = expected.keys() - actual.keys(), actual.keys() - expected.keys()
+    assert not missing and not extra, (
+        f"{table}: {len(missing)} rows missing, e.g. {sorted(missing)[:3]}; "
+        f"{len(extra)} unexpected, e.g. {sorted(extra)[:3]}")
+    for key, want in expected.items():
+        got = actual[key]
+        same = all(
+            math.isclose(g, w, rel_tol=REL_TOL) if isinstance(w, float) else g == w
+            for g, w in zip(got, want, strict=True)
+        )
+        assert same, f"{table} {key}: got {got}, expected {want}"
+
+
+def assert_tables(session, pipeline: Pipeline, trades: list[Sent] | None = None) -> dict:
+    """Every table equals the expectation from `trades` (default: every trade sent)."""
+    trades = pipeline.trades if trades is None else trades
+    tables = snapshot(session, pipeline.keyspace)
+    assert_same(tables["trades"], expected_trades(pipeline, pipeline.trades), "trades")
+    assert_same(tables["minute_trades"], expected_minutes(trades), "minute_trades")
+    assert_same(tables["moving_means"], expected_moving(trades), "moving_means")
+    rejected = {k: v[:3] for k, v in tables["rejected_records"].items()}
+    assert_same(rejected, expected_rejected(pipeline), "rejected_records")
+    now = datetime.now(timezone.utc)
+    for *_, seen_at in tables["rejected_records"].values():
+        assert naive(pipeline.started) <= seen_at <= naive(now)
+    return tables
+
+
+# --- running the jobs ---------------------------------------------------------------------
+
+
+def job_command(module: str, args: list[str]) -> list[str]:
+    return [sys.executable, "-m", module, *args]
+
+
+def run_job(pipeline: Pipeline, module: str, args: list[str], log_name: str) -> str:
+    log_path = pipeline.root / f"{log_name}.log"
+    with log_path.open("w") as log:
+        proc = subprocess.run(job_command(module, args), cwd=PROJECT_ROOT, stdout=log,
+                              stderr=subprocess.STDOUT, timeout=JOB_TIMEOUT_S, check=False)
+    output = log_path.read_text()
+    assert proc.returncode == 0, f"{module} exited {proc.returncode}:\n{output[-4000:]}"
+    return output
+
+
+def committed_batches(checkpoint: Path) -> int:
+    commits = checkpoint / "commits"
+    return len([p for p in commits.iterdir() if not p.name.startswith(".")]) \
+        if commits.is_dir() else 0
+
+
+def group_command_lines(pgid: int) -> list[str]:
+    """The command lines of the processes in a process group (Linux /proc)."""
+    lines = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError):
+            # Fields after the ")" closing the command name: state, ppid, pgrp, ...
+            if int(stat.read_text().rsplit(")", 1)[1].split()[2]) == pgid:
+                lines.append((stat.parent / "cmdline").read_bytes().decode(errors="replace"))
+    return lines
+
+
+def dropped_late(output: str) -> dict[str, int]:
+    totals: dict[str, int] = defaultdict(int)
+    for name, rows in re.findall(r"progress query=(\w+) .*late_rows_dropped=(\d+)", output):
+        totals[name] += int(rows)
+    return totals
