@@ -55,6 +55,11 @@ test: lint jars ## Run the full test suite (starts the stack if needed)
 test-unit: install ## Run only the tests that need no running stack
 	$(PY) -m pytest -m "not integration and not faults"
 
+.PHONY: bench
+bench: jars stack-up ## Benchmarks: producer throughput and end-to-end latency (docs/benchmarks.md)
+	$(PY) -m bench.producer_throughput
+	$(PY) -m bench.e2e_latency
+
 .PHONY: clean
 clean: stack-down ## Stop the stack and delete its data, checkpoints and test output (keeps jars)
 	rm -rf .work/stack .work/checkpoints .work/tests .work/run
