@@ -117,9 +117,14 @@ def pipeline(stack, kafka_bootstrap, make_topic, make_keyspace, work_dir: Path) 
                     stack.cassandra_port, root)
 
 
-def producer_env(pipeline: Pipeline, dead_letters: str) -> dict[str, str]:
-    return {"KAFKA_BOOTSTRAP_SERVERS": pipeline.bootstrap, "KAFKA_TOPIC": pipeline.topic,
-            "KAFKA_DEAD_LETTER_TOPIC": dead_letters}
+def start_synthetic(run_producer, pipeline: Pipeline, dead_letters: str, *, count: int,
+                    rate: int, seed: int):
+    """The real producer, sending `count` synthetic trades at `rate` into the topic."""
+    return run_producer(
+        "synthetic", "--symbols", SYMBOLS, "--count", str(count), "--rate", str(rate),
+        "--seed", str(seed),
+        env={"KAFKA_BOOTSTRAP_SERVERS": pipeline.bootstrap, "KAFKA_TOPIC": pipeline.topic,
+             "KAFKA_DEAD_LETTER_TOPIC": dead_letters})
 
 
 def report_tables(fault_report, session, pipeline: Pipeline, scenario: str, broke: str,
@@ -136,9 +141,8 @@ def report_tables(fault_report, session, pipeline: Pipeline, scenario: str, brok
 def test_job_sigkilled_mid_stream_and_restarted(pipeline, make_topic, run_producer,
                                                 cassandra_session, fault_report) -> None:
     count = 4000
-    producer = run_producer("synthetic", "--symbols", SYMBOLS, "--count", str(count),
-                            "--rate", "200", "--seed", "21",
-                            env=producer_env(pipeline, make_topic(1)))
+    producer = start_synthetic(run_producer, pipeline, make_topic(1), count=count, rate=200,
+                               seed=21)
     checkpoints = pipeline.root / "checkpoints"
     job = start_job(pipeline, streaming_args(pipeline, checkpoints), "first")
     wait_for_batches(checkpoints / "trades", 3, job)
@@ -160,9 +164,8 @@ def test_job_sigkilled_mid_stream_and_restarted(pipeline, make_topic, run_produc
 def test_cassandra_down_for_30s_under_the_supervisor(pipeline, stack, make_topic, run_producer,
                                                      cassandra_session, fault_report) -> None:
     count = 6000
-    producer = run_producer("synthetic", "--symbols", SYMBOLS, "--count", str(count),
-                            "--rate", "150", "--seed", "33",
-                            env=producer_env(pipeline, make_topic(1)))
+    producer = start_synthetic(run_producer, pipeline, make_topic(1), count=count, rate=150,
+                               seed=33)
     checkpoints = pipeline.root / "checkpoints"
     job = Program("stream-job", job_command("jobs.stream_processor",
                                             streaming_args(pipeline, checkpoints)),
