@@ -19,7 +19,9 @@ import argparse
 import contextlib
 import logging
 import os
+import signal
 import sys
+import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -168,13 +170,14 @@ def start_query(spark: SparkSession, plan: QueryPlan, config: StreamConfig) -> S
 
 
 def await_queries(spark: SparkSession, queries: Sequence[StreamingQuery],
-                  recheck_s: float = 30.0) -> StreamingQuery | None:
-    """Block until every query has stopped, or one failed: returns the failed query.
+                  stop: threading.Event, recheck_s: float = 2.0) -> StreamingQuery | None:
+    """Block until every query has stopped, one failed, or stop is set.
 
-    Terminations are signalled by Spark; the timeout only bounds the wait should a
-    signal fall between two checks.
+    Returns the failed query, if any. Terminations are signalled by Spark; the short
+    timeout lets a stop request (SIGTERM) be noticed between two waits, since a
+    signal handler must not interrupt a call into the JVM.
     """
-    while True:
+    while not stop.is_set():
         with contextlib.suppress(StreamingQueryException):
             spark.streams.awaitAnyTermination(recheck_s)
         # Reset before checking: a query ending after this line wakes the next wait.
@@ -182,21 +185,38 @@ def await_queries(spark: SparkSession, queries: Sequence[StreamingQuery],
         failed = next((q for q in queries if q.exception() is not None), None)
         if failed is not None or not any(q.isActive for q in queries):
             return failed
+    return None
+
+
+def stop_all(queries: Sequence[StreamingQuery]) -> None:
+    for query in queries:
+        try:
+            query.stop()
+        except Exception as err:  # exiting anyway: an unfinished batch replays on restart
+            log.warning("query %s did not stop cleanly: %s", query.name, error_summary(str(err)))
+
+
+def stop_on_signals(stop: threading.Event) -> None:
+    def request_stop(signum: int, _frame: object) -> None:
+        log.info("%s: stopping the queries; a batch cut short is replayed from the "
+                 "checkpoint on the next start", signal.Signals(signum).name)
+        stop.set()
+
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, request_stop)
 
 
 def run(spark: SparkSession, config: StreamConfig) -> int:
     schema_json = config.avro_schema.read_text()
     spark.streams.addListener(ProgressLogger())
     queries = [start_query(spark, plan, config) for plan in query_plans(config, schema_json)]
-    failed = await_queries(spark, queries)
+    stop = threading.Event()
+    stop_on_signals(stop)
+    failed = await_queries(spark, queries, stop)
+    stop_all(queries)
     if failed is None:
         log.info("all queries stopped")
         return 0
-    for query in queries:
-        try:
-            query.stop()
-        except Exception as err:  # exiting anyway: an unfinished batch replays on restart
-            log.warning("query %s did not stop cleanly: %s", query.name, error_summary(str(err)))
     message = str(failed.exception())
     log.error("query %s failed: %s\n%s", failed.name, error_summary(message), message)
     return 1

@@ -8,6 +8,7 @@ would fail the same way.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import random
@@ -156,12 +157,16 @@ class Supervisor:
 
     def terminate_all(self, timeout_s: float = 30.0) -> None:
         running = [c.proc for c in self.children if c.proc and c.proc.poll() is None]
+        # SIGTERM to the program alone lets it shut down in order (the stream job stops
+        # its queries, then its JVM); the whole group is killed only past the timeout.
         for proc in running:
-            os.killpg(proc.pid, signal.SIGTERM)
+            proc.send_signal(signal.SIGTERM)
         deadline = time.monotonic() + timeout_s
         for proc in running:
-            try:
+            with contextlib.suppress(subprocess.TimeoutExpired):
                 proc.wait(timeout=max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
+            # Whatever is left of the group (a JVM whose driver is gone, or all of it
+            # past the timeout) goes now: nothing of the pipeline outlives `make run`.
+            with contextlib.suppress(ProcessLookupError):
                 os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
+            proc.wait()
