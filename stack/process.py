@@ -110,7 +110,7 @@ def read_live_pid(path: Path) -> int | None:
     return pid if current is not None and current == ticks else None
 
 
-def start_daemon(cmd: list[str], log_file: Path, cwd: Path, env: dict[str, str]) -> int:
+def start_daemon(cmd: list[str], log_file: Path, cwd: Path, env: dict[str, str] | None) -> int:
     """Start cmd detached in its own session with output appended to log_file."""
     log_file.parent.mkdir(parents=True, exist_ok=True)
     with open(log_file, "ab") as out:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from string import Template
 
@@ -23,7 +23,6 @@ class Server:
     command: Callable[[], list[str]]
     ready: Callable[[], bool]
     prepare: Callable[[], None] = lambda: None
-    env: dict[str, str] = field(default_factory=dict)
 
     @property
     def pidfile(self) -> Path:
@@ -42,8 +41,8 @@ class Server:
 
     def launch(self) -> int:
         self.prepare()
-        env = {**os.environ, **self.env}
-        pid = process.start_daemon(self.command(), self.console_log, self.home, env)
+        # The servers inherit the caller's environment (JAVA_HOME and the like).
+        pid = process.start_daemon(self.command(), self.console_log, self.home, env=None)
         process.write_pidfile(self.pidfile, pid)
         return pid
 
