@@ -10,6 +10,7 @@ import math
 import re
 import subprocess
 import sys
+import time
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -263,13 +264,30 @@ def committed_batches(checkpoint: Path) -> int:
         if commits.is_dir() else 0
 
 
+def wait_for_batches(checkpoint: Path, count: int, job: subprocess.Popen,
+                     log_path: Path | None = None) -> None:
+    """Until the query behind `checkpoint` has committed `count` batches; the job must live."""
+    def tail() -> str:
+        return log_path.read_text()[-3000:] if log_path else ""
+
+    deadline = time.monotonic() + JOB_TIMEOUT_S
+    while committed_batches(checkpoint) < count:
+        assert job.poll() is None, f"the job ended early\n{tail()}"
+        assert time.monotonic() < deadline, f"fewer than {count} batches in {checkpoint}\n{tail()}"
+        time.sleep(0.2)
+
+
 def group_command_lines(pgid: int) -> list[str]:
-    """The command lines of the processes in a process group (Linux /proc)."""
+    """The command lines of the live processes in a process group (Linux /proc).
+
+    Zombies are left out: they have exited, only their parent has not reaped them yet.
+    """
     lines = []
     for stat in Path("/proc").glob("[0-9]*/stat"):
         with contextlib.suppress(OSError):
             # Fields after the ")" closing the command name: state, ppid, pgrp, ...
-            if int(stat.read_text().rsplit(")", 1)[1].split()[2]) == pgid:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            if int(fields[2]) == pgid and fields[0] != "Z":
                 lines.append((stat.parent / "cmdline").read_bytes().decode(errors="replace"))
     return lines
 

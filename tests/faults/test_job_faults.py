@@ -33,6 +33,7 @@ from pipeline_testing import (
     job_command,
     produce,
     snapshot,
+    wait_for_batches,
 )
 from producer_testing import consume
 
@@ -99,14 +100,6 @@ def wait_for(check: Callable[[], None], timeout_s: float, alive: subprocess.Pope
             if alive is not None:
                 assert alive.poll() is None, "the job stopped while it should keep running"
             time.sleep(3)
-
-
-def wait_for_batches(checkpoint: Path, count: int, job: subprocess.Popen) -> None:
-    deadline = time.monotonic() + JOB_TIMEOUT_S
-    while committed_batches(checkpoint) < count:
-        assert job.poll() is None, "the job ended early"
-        assert time.monotonic() < deadline, f"fewer than {count} batches in {checkpoint}"
-        time.sleep(0.2)
 
 
 @pytest.fixture

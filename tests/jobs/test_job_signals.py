@@ -11,27 +11,16 @@ from pathlib import Path
 
 import pytest
 from pipeline_testing import (
-    JOB_TIMEOUT_S,
     PROJECT_ROOT,
     Trade,
-    committed_batches,
     encode,
+    group_command_lines,
     job_command,
     produce,
+    wait_for_batches,
 )
 
 pytestmark = pytest.mark.integration
-
-
-def _group_alive(pgid: int) -> bool:
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[2]) == pgid and fields[0] != "Z":
-            return True
-    return False
 
 
 def test_sigterm_stops_the_queries_and_exits_zero(stack, make_topic, make_keyspace,
@@ -51,16 +40,12 @@ def test_sigterm_stops_the_queries_and_exits_zero(stack, make_topic, make_keyspa
         job = subprocess.Popen(job_command("jobs.stream_processor", args), cwd=PROJECT_ROOT,
                                stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     try:
-        deadline = time.monotonic() + JOB_TIMEOUT_S
-        while committed_batches(root / "checkpoints" / "trades") < 1:
-            assert job.poll() is None, log_path.read_text()[-3000:]
-            assert time.monotonic() < deadline, "the job never started its queries"
-            time.sleep(0.5)
+        wait_for_batches(root / "checkpoints" / "trades", 1, job, log_path)
         job.send_signal(signal.SIGTERM)  # the driver only, as the supervisor does
         assert job.wait(timeout=90) == 0, log_path.read_text()[-3000:]
         assert "SIGTERM: stopping the queries" in log_path.read_text()
         deadline = time.monotonic() + 30
-        while _group_alive(job.pid):  # the JVM follows its driver out
+        while group_command_lines(job.pid):  # the JVM follows its driver out
             assert time.monotonic() < deadline, "the job's JVM outlived its driver"
             time.sleep(0.5)
     finally:

@@ -16,7 +16,6 @@ import random
 import re
 import signal
 import subprocess
-import time
 import uuid
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
@@ -38,6 +37,7 @@ from pipeline_testing import (
     produce_trades,
     run_job,
     snapshot,
+    wait_for_batches,
 )
 
 pytestmark = pytest.mark.integration
@@ -107,11 +107,7 @@ def kill_mid_stream(pipeline: Pipeline, checkpoint_root: Path) -> None:
                                 stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
                                 env=env)
     try:
-        deadline = time.monotonic() + JOB_TIMEOUT_S
-        while committed_batches(checkpoint_root / "trades") < 2:
-            assert proc.poll() is None, "the job ended before it could be killed"
-            assert time.monotonic() < deadline, "no two batches committed in time"
-            time.sleep(0.2)
+        wait_for_batches(checkpoint_root / "trades", 2, proc, log_path)
         command_lines = group_command_lines(proc.pid)
         assert proc.poll() is None, "the job ended before it could be killed"
     finally:
