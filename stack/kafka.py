@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import base64
 import logging
+import os
 import subprocess
 import uuid
 
-from stack import jars
+from stack import jars, process
 from stack.config import StackConfig
 from stack.errors import StackError
 from stack.server import Server, classpath, common_jvm_options, render
@@ -24,7 +25,8 @@ def _format_storage(config: StackConfig, java: list[str], properties: str) -> No
         id_file.write_text(cluster_id + "\n")
     cmd = [*java, "kafka.tools.StorageTool", "format", "-t", id_file.read_text().strip(),
            "-c", properties, "--ignore-formatted"]
-    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=home, check=False)
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=home, check=False,
+                          env=process.allowed_env(os.environ))
     if proc.returncode != 0:
         raise StackError(
             f"Kafka storage format failed:\n{(proc.stdout + proc.stderr).strip()[-2000:]}",

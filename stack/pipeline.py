@@ -8,6 +8,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from stack import process
 from stack.config import StackConfig
 from stack.supervisor import Program, RestartPolicy, Supervisor
 
@@ -15,6 +16,12 @@ log = logging.getLogger(__name__)
 
 # The producer's exit codes that a restart cannot fix: bad options, rejected token.
 PRODUCER_FATAL = frozenset({2, 3})
+
+# What each program may inherit from the caller's environment besides process.BASE_ENV.
+# FINNHUB_ (the token among it) is the producer's alone.
+PYTHON_ENV = ("PYTHONPATH", "VIRTUAL_ENV")
+PRODUCER_ENV_PREFIXES = ("FINNHUB_", "KAFKA_", "PRODUCER_", "SYNTHETIC_")
+JOB_ENV_PREFIXES = ("KAFKA_", "CASSANDRA_", "STREAM_", "SPARK_", "PYSPARK_", "HADOOP_")
 
 
 @dataclass(frozen=True)
@@ -34,7 +41,8 @@ class RunConfig:
         return self.stack.work_dir / "checkpoints"
 
 
-def programs(config: RunConfig) -> list[Program]:
+def programs(config: RunConfig, base_env: dict[str, str]) -> list[Program]:
+    """The producer and the job, each with its own allow-listed environment."""
     python = sys.executable
     if config.live:
         # The token reaches the producer through its inherited environment, never argv.
@@ -43,14 +51,21 @@ def programs(config: RunConfig) -> list[Program]:
         producer = [python, "-m", "producer", "synthetic", "--symbols", config.symbols,
                     "--rate", str(config.synthetic_rate)]
     job = [python, "-m", "jobs.stream_processor"]
-    return [Program("producer", producer, fatal_exit_codes=PRODUCER_FATAL),
-            Program("stream-job", job, fatal_exit_codes=frozenset({2}))]
+    settings = child_env(config)
+    return [Program("producer", producer, fatal_exit_codes=PRODUCER_FATAL,
+                    env={**_inherited(base_env, PRODUCER_ENV_PREFIXES), **settings}),
+            Program("stream-job", job, fatal_exit_codes=frozenset({2}),
+                    env={**_inherited(base_env, JOB_ENV_PREFIXES), **settings})]
 
 
-def child_env(config: RunConfig, base: dict[str, str]) -> dict[str, str]:
+def _inherited(base_env: dict[str, str], prefixes: tuple[str, ...]) -> dict[str, str]:
+    return process.allowed_env(base_env, (*process.BASE_ENV, *PYTHON_ENV), prefixes)
+
+
+def child_env(config: RunConfig) -> dict[str, str]:
+    """The stack's settings, handed to both programs (none of them secret)."""
     stack = config.stack
     return {
-        **base,
         "KAFKA_BOOTSTRAP_SERVERS": stack.kafka_bootstrap,
         "KAFKA_TOPIC": stack.topic,
         "KAFKA_DEAD_LETTER_TOPIC": stack.dead_letter_topic,
@@ -70,8 +85,8 @@ def run(config: RunConfig, base_env: dict[str, str]) -> int:
              source, config.symbols, config.stack.kafka_bootstrap, config.stack.topic,
              config.stack.cassandra_contact, config.stack.keyspace)
     log.info("logs in %s; stop with Ctrl-C", config.run_dir / "logs")
-    supervisor = Supervisor(programs(config), config.run_dir / "logs",
-                            child_env(config, base_env), RestartPolicy())
+    supervisor = Supervisor(programs(config, base_env), config.run_dir / "logs", {},
+                            RestartPolicy())
     signal.signal(signal.SIGINT, supervisor.stop)
     signal.signal(signal.SIGTERM, supervisor.stop)
     return supervisor.run()

@@ -9,7 +9,7 @@ import signal
 import socket
 import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 
 from stack.errors import StackError
@@ -108,6 +108,20 @@ def read_live_pid(path: Path) -> int | None:
         return None
     current = _start_ticks(pid)
     return pid if current is not None and current == ticks else None
+
+
+# What any child of the stack may inherit from the caller: enough to find programs and
+# Java, a home and a temp folder, and the locale. Everything else, API tokens above all,
+# has to be named in an allow-list to be handed on.
+BASE_ENV = ("PATH", "HOME", "USER", "LOGNAME", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "TMPDIR",
+            "JAVA_HOME")
+
+
+def allowed_env(environ: Mapping[str, str], names: Iterable[str] = BASE_ENV,
+                prefixes: tuple[str, ...] = ()) -> dict[str, str]:
+    """The variables of `environ` that are named in `names` or start with a prefix."""
+    wanted = set(names)
+    return {k: v for k, v in environ.items() if k in wanted or k.startswith(prefixes)}
 
 
 def start_daemon(cmd: list[str], log_file: Path, cwd: Path, env: dict[str, str] | None) -> int:

@@ -41,8 +41,10 @@ class Server:
 
     def launch(self) -> int:
         self.prepare()
-        # The servers inherit the caller's environment (JAVA_HOME and the like).
-        pid = process.start_daemon(self.command(), self.console_log, self.home, env=None)
+        # The servers get only the allow-listed part of the caller's environment
+        # (PATH, JAVA_HOME and the like): an exported FINNHUB_TOKEN stays out of them.
+        env = process.allowed_env(os.environ)
+        pid = process.start_daemon(self.command(), self.console_log, self.home, env=env)
         process.write_pidfile(self.pidfile, pid)
         return pid
 

@@ -29,6 +29,8 @@ class Program:
     name: str
     command: list[str]
     fatal_exit_codes: frozenset[int] = frozenset()
+    # The program's whole environment; None: the supervisor's env.
+    env: dict[str, str] | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True)
@@ -83,8 +85,9 @@ class Supervisor:
         self.stopping = threading.Event()
 
     def _start(self, child: _Child) -> None:
+        env = self.env if child.program.env is None else child.program.env
         child.proc = subprocess.Popen(
-            child.program.command, env=self.env, stdin=subprocess.DEVNULL,
+            child.program.command, env=env, stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
         )
         child.started_at = time.monotonic()
