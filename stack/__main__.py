@@ -1,4 +1,5 @@
-"""`python -m stack up|down|status|jars|schema`: the single-machine Kafka + Cassandra stack."""
+"""`python -m stack up|down|status|jars|schema|run`: the single-machine Kafka + Cassandra stack,
+and on demand (`up --on-cluster`) a Spark standalone cluster."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from stack import jars, lifecycle, pipeline
+from stack import jars, lifecycle, pipeline, spark_cluster
 from stack.config import DEFAULT_WORK_DIR, StackConfig
 from stack.errors import StackError
 from stack.pipeline import RunConfig
@@ -49,7 +50,30 @@ def build_parser() -> argparse.ArgumentParser:
         help="run without FINNHUB_TOKEN: synthetic trades per second (env SYNTHETIC_RATE)")
     add("--start-timeout", type=float, default=float(_env("STACK_START_TIMEOUT", "180")),
         help="seconds to wait for readiness (env STACK_START_TIMEOUT)")
+    add("--on-cluster", action="store_true",
+        default=_env("RUN_ON_CLUSTER", "0").lower() in ("1", "true", "yes"),
+        help="up: also start the Spark standalone cluster; run: spark-submit the stream job"
+             " to it (env RUN_ON_CLUSTER=1)")
+    add("--spark-master-port", type=int, default=int(_env("SPARK_MASTER_PORT", "7077")),
+        help="env SPARK_MASTER_PORT")
+    add("--spark-master-ui-port", type=int,
+        default=int(_env("SPARK_MASTER_WEBUI_PORT", "8080")), help="env SPARK_MASTER_WEBUI_PORT")
+    add("--spark-worker-ports", type=_ports,
+        default=_ports(_env("SPARK_WORKER_PORTS", "7078,7079")),
+        help="one RPC port per worker (env SPARK_WORKER_PORTS)")
+    add("--spark-worker-ui-ports", type=_ports,
+        default=_ports(_env("SPARK_WORKER_WEBUI_PORTS", "8081,8082")),
+        help="one web UI port per worker (env SPARK_WORKER_WEBUI_PORTS)")
+    add("--spark-worker-memory", default=_env("SPARK_WORKER_MEMORY", "1g"),
+        help="memory each worker offers its executors (env SPARK_WORKER_MEMORY)")
     return parser
+
+
+def _ports(text: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(part) for part in text.split(",") if part.strip())
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(f"not a comma-separated list of ports: {text!r}") from err
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -68,23 +92,29 @@ def _stack_config(args: argparse.Namespace) -> tuple[str, StackConfig]:
         cassandra_heap=args.cassandra_heap, topic=args.topic, topic_partitions=args.partitions,
         dead_letter_topic=args.dead_letter_topic, keyspace=args.keyspace, java=args.java,
         maven=args.maven, start_timeout_s=args.start_timeout,
+        spark_master_port=args.spark_master_port, spark_master_ui_port=args.spark_master_ui_port,
+        spark_worker_ports=args.spark_worker_ports,
+        spark_worker_ui_ports=args.spark_worker_ui_ports,
+        spark_worker_memory=args.spark_worker_memory,
     )
     return args.command, config
 
 
-def main(command: str, config: StackConfig) -> int:
+def main(command: str, config: StackConfig, on_cluster: bool = False) -> int:
     if command == "jars":
         jars.resolve_all(config.jars_dir, config.maven)
         lines = [f"{name}: {len(jars.jar_paths(config.jars_dir, name))} jars in "
                  f"{config.jars_dir / name}" for name in jars.JAR_SETS]
     elif command == "up":
-        lines = lifecycle.up(config)
+        lines = lifecycle.up(config, spark=on_cluster)
     elif command == "down":
         lines = lifecycle.down(config)
     elif command == "schema":
         lines = lifecycle.provision(config)
     else:
-        statuses = lifecycle.status(config)
+        # The Spark cluster is listed when asked for or running; then it must be ready too.
+        spark = on_cluster or any(s.pid() for s in spark_cluster.servers(config))
+        statuses = lifecycle.status(config, spark=spark)
         print("\n".join(s.line() for s in statuses))
         return 0 if all(s.ready for s in statuses) else 1
     print("\n".join(lines))
@@ -108,7 +138,7 @@ if __name__ == "__main__":
         command, stack_config = _stack_config(arguments)
         if command == "run":
             sys.exit(pipeline.run(run_config(arguments, stack_config), dict(os.environ)))
-        sys.exit(main(command, stack_config))
+        sys.exit(main(command, stack_config, on_cluster=arguments.on_cluster))
     except StackError as err:
         print(f"error: {err}", file=sys.stderr)
         sys.exit(2)

@@ -31,6 +31,15 @@ class StackConfig:
     maven: str = "mvn"
     start_timeout_s: float = 180.0
     stop_timeout_s: float = 60.0
+    # The Spark standalone cluster (`stack up --on-cluster`): a master and one worker per
+    # port pair, each worker offering its cores and memory to executors.
+    spark_master_port: int = 7077
+    spark_master_ui_port: int = 8080
+    spark_worker_ports: tuple[int, ...] = (7078, 7079)
+    spark_worker_ui_ports: tuple[int, ...] = (8081, 8082)
+    spark_worker_cores: int = 1
+    spark_worker_memory: str = "1g"
+    spark_daemon_heap: str = "256m"
 
     @property
     def jars_dir(self) -> Path:
@@ -50,3 +59,7 @@ class StackConfig:
     @property
     def cassandra_contact(self) -> str:
         return f"{self.host}:{self.cassandra_port}"
+
+    @property
+    def spark_master_url(self) -> str:
+        return f"spark://{self.host}:{self.spark_master_port}"

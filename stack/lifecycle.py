@@ -6,7 +6,7 @@ import logging
 import time
 from dataclasses import dataclass
 
-from stack import cassandra, jars, kafka, process, schema
+from stack import cassandra, jars, kafka, process, schema, spark_cluster
 from stack.config import StackConfig
 from stack.errors import StackError
 from stack.server import Server
@@ -33,23 +33,53 @@ class ServerStatus:
         return f"{self.name:<10} {state:<8} {pid:<12} ports: {ports}  logs: {self.log_dir}"
 
 
-def status(config: StackConfig) -> list[ServerStatus]:
+def status(config: StackConfig, spark: bool = False) -> list[ServerStatus]:
+    """Kafka and Cassandra; with spark=True also the Spark master and workers."""
     result = []
-    for srv in servers(config):
+    for srv in servers(config) + (spark_cluster.servers(config) if spark else []):
         pid = srv.pid()
         result.append(ServerStatus(srv.name, pid, bool(pid) and srv.ready(), srv.ports,
                                    str(srv.log_dir)))
     return result
 
 
-def up(config: StackConfig) -> list[str]:
-    """Start what is not running, wait for readiness, apply schema and topics. Idempotent."""
+def up(config: StackConfig, spark: bool = False) -> list[str]:
+    """Start what is not running, wait for readiness, apply schema and topics. Idempotent.
+
+    spark=True then starts the Spark standalone cluster too (`stack up --on-cluster`).
+    """
     process.require_java(config.java)
     for name in ("kafka", "cassandra"):
         jars.resolve(config.jars_dir, name, config.maven)
     started = time.monotonic()
-    messages, pids = [], {}
-    for srv in servers(config):
+    # Both JVMs boot in parallel.
+    messages = _start(config, servers(config))
+    messages.append(f"ready after {time.monotonic() - started:.1f}s")
+    messages.extend(provision(config))
+    if spark:
+        messages.extend(spark_up(config))
+    return messages
+
+
+def spark_up(config: StackConfig) -> list[str]:
+    """Start the Spark master, wait for it, then the workers until each has registered."""
+    process.require_java(config.java)
+    started = time.monotonic()
+    master, *workers = spark_cluster.servers(config)
+    messages = _start(config, [master])
+    messages += _start(config, workers)
+    state = spark_cluster.master_json(config) or {}
+    messages.append(f"spark: {config.spark_master_url} with {state.get('aliveworkers', 0)} "
+                    f"workers, {state.get('cores', 0)} cores, ready after "
+                    f"{time.monotonic() - started:.1f}s (UI http://{config.host}:"
+                    f"{config.spark_master_ui_port})")
+    return messages
+
+
+def _start(config: StackConfig, group: list[Server]) -> list[str]:
+    """Launch the servers of group that are not running, then wait for each in turn."""
+    messages, pids = [], []
+    for srv in group:
         pid = srv.pid()
         if pid is not None:
             messages.append(f"{srv.name}: already running (pid {pid})")
@@ -58,13 +88,10 @@ def up(config: StackConfig) -> list[str]:
             srv.home.mkdir(parents=True, exist_ok=True)
             pid = srv.launch()
             messages.append(f"{srv.name}: started (pid {pid})")
-        pids[srv.name] = (srv, pid)
-    # Both JVMs boot in parallel; wait for each in turn.
-    for srv, pid in pids.values():
+        pids.append((srv, pid))
+    for srv, pid in pids:
         process.wait_until(srv.ready, what=srv.name, timeout_s=config.start_timeout_s,
                            pid=pid, log_file=srv.console_log)
-    messages.append(f"ready after {time.monotonic() - started:.1f}s")
-    messages.extend(provision(config))
     return messages
 
 
@@ -87,9 +114,22 @@ def provision(config: StackConfig) -> list[str]:
 
 def down(config: StackConfig) -> list[str]:
     """Stop what up started: SIGTERM, then SIGKILL after the stop timeout. Data stays."""
+    # Spark first (its executors are clients of both), then Cassandra, so that the
+    # broker outlives any client still flushing.
+    return spark_down(config) + _stop(config, list(reversed(servers(config))))
+
+
+def spark_down(config: StackConfig) -> list[str]:
+    """Stop the Spark workers (with their executors), then the master; quiet if stopped."""
+    group = list(reversed(spark_cluster.servers(config)))
+    if all(srv.pid() is None for srv in group):
+        return []
+    return _stop(config, group)
+
+
+def _stop(config: StackConfig, group: list[Server]) -> list[str]:
     messages = []
-    # Reverse order: Cassandra first, so the broker outlives any client still flushing.
-    for srv in reversed(servers(config)):
+    for srv in group:
         pid = srv.pid()
         if pid is None:
             messages.append(f"{srv.name}: not running")
