@@ -125,7 +125,8 @@ def run_config(args: argparse.Namespace, config: StackConfig) -> RunConfig:
     # Only the presence of the token is read here; its value stays in the environment
     # the producer inherits, out of every command line.
     return RunConfig(stack=config, live=bool(os.environ.get("FINNHUB_TOKEN")),
-                     symbols=args.symbols, synthetic_rate=args.synthetic_rate)
+                     symbols=args.symbols, synthetic_rate=args.synthetic_rate,
+                     on_cluster=args.on_cluster)
 
 
 if __name__ == "__main__":

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import signal
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from stack import process
+from stack import process, spark_cluster, spark_submit
 from stack.config import StackConfig
+from stack.errors import StackError
 from stack.supervisor import Program, RestartPolicy, Supervisor
 
 log = logging.getLogger(__name__)
@@ -31,6 +33,8 @@ class RunConfig:
     symbols: str
     synthetic_rate: float
     driver_memory: str = "2g"
+    # RUN_ON_CLUSTER=1: the job is spark-submitted to the local standalone cluster.
+    on_cluster: bool = False
 
     @property
     def run_dir(self) -> Path:
@@ -50,12 +54,25 @@ def programs(config: RunConfig, base_env: dict[str, str]) -> list[Program]:
     else:
         producer = [python, "-m", "producer", "synthetic", "--symbols", config.symbols,
                     "--rate", str(config.synthetic_rate)]
-    job = [python, "-m", "jobs.stream_processor"]
+    job = cluster_job(config) if config.on_cluster else [python, "-m", "jobs.stream_processor"]
     settings = child_env(config)
     return [Program("producer", producer, fatal_exit_codes=PRODUCER_FATAL,
                     env={**_inherited(base_env, PRODUCER_ENV_PREFIXES), **settings}),
             Program("stream-job", job, fatal_exit_codes=frozenset({2}),
                     env={**_inherited(base_env, JOB_ENV_PREFIXES), **settings})]
+
+
+def cluster_job(config: RunConfig) -> list[str]:
+    """spark-submit of the stream job to the stack's Spark cluster, artifact built now."""
+    if not spark_cluster.master_ready(config.stack):
+        raise StackError(f"no Spark master answers at {config.stack.spark_master_url}",
+                         "start it with `RUN_ON_CLUSTER=1 make stack-up`")
+    sub = dataclasses.replace(spark_submit.submission(config.stack, sys.executable),
+                              driver_memory=config.driver_memory)
+    # Checkpoints: STREAM_CHECKPOINT_ROOT, an absolute local path driver and executors share.
+    return spark_submit.submit_command(
+        sub, spark_submit.STREAM_JOB, ["--avro-schema", str(spark_submit.AVRO_SCHEMA)],
+        name="market-stream-processor")
 
 
 def _inherited(base_env: dict[str, str], prefixes: tuple[str, ...]) -> dict[str, str]:
@@ -84,6 +101,8 @@ def run(config: RunConfig, base_env: dict[str, str]) -> int:
     log.info("pipeline: %s for %s -> Kafka %s/%s -> Cassandra %s keyspace %s",
              source, config.symbols, config.stack.kafka_bootstrap, config.stack.topic,
              config.stack.cassandra_contact, config.stack.keyspace)
+    if config.on_cluster:
+        log.info("stream job: spark-submit to %s", config.stack.spark_master_url)
     log.info("logs in %s; stop with Ctrl-C", config.run_dir / "logs")
     supervisor = Supervisor(programs(config, base_env), config.run_dir / "logs", {},
                             RestartPolicy())
