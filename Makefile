@@ -31,8 +31,12 @@ jars: install ## Resolve the Kafka, Cassandra and Spark connector jars from Mave
 stack-up: install ## Start Kafka and Cassandra on 127.0.0.1, apply cql/, create topics (idempotent)
 	$(PY) -m stack up
 
+.PHONY: spark-up
+spark-up: jars stack-up ## Also start the Spark standalone cluster: a master and 2 workers on 127.0.0.1
+	$(PY) -m stack up --on-cluster
+
 .PHONY: stack-down
-stack-down: ## Stop Kafka and Cassandra (data is kept under .work/)
+stack-down: ## Stop the Spark cluster if running, Kafka and Cassandra (data is kept under .work/)
 	@if [ -x $(PY) ]; then $(PY) -m stack down; else echo "nothing to stop (no .venv)"; fi
 
 .PHONY: stack-status
@@ -50,6 +54,10 @@ lint: install ## Check the code with ruff
 .PHONY: test
 test: lint jars ## Run the full test suite (starts the stack if needed)
 	$(PY) -m pytest
+
+.PHONY: test-cluster
+test-cluster: lint jars ## Only the tests that spark-submit the jobs to a private Spark cluster
+	$(PY) -m pytest -m cluster
 
 .PHONY: test-unit
 test-unit: install ## Run only the tests that need no running stack
