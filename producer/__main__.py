@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import argparse
 import os
+import stat
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import NoReturn
 
 from producer.app import main
 from producer.config import (
+    DEFAULT_MAX_FUTURE_SKEW_S,
     FREE_TIER_MAX_SYMBOLS,
     KafkaConfig,
     LiveConfig,
@@ -30,6 +33,15 @@ from producer.logs import setup_logging
 
 DEFAULT_SYNTHETIC_SYMBOLS = "BINANCE:BTCUSDT,BINANCE:ETHUSDT,BINANCE:SOLUSDT,AAPL,MSFT"
 COMPRESSIONS = ("lz4", "gzip", "snappy", "zstd", "none")
+# A Finnhub key is 20 characters; anything near this size is not a token file.
+MAX_TOKEN_FILE_BYTES = 4096
+
+
+class _Parser(argparse.ArgumentParser):
+    """Usage errors as one line on stderr and exit 2, without the usage block."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"producer: error: {' '.join(message.split())}\n")
 
 
 def _env(name: str, default: str | None = None) -> str | None:
@@ -39,7 +51,7 @@ def _env(name: str, default: str | None = None) -> str | None:
 
 
 def _common_options() -> argparse.ArgumentParser:
-    parent = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
+    parent = _Parser(add_help=False, allow_abbrev=False)
     add = parent.add_argument
     add("--bootstrap-servers", default=_env("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092"),
         help="Kafka bootstrap servers, comma-separated (env KAFKA_BOOTSTRAP_SERVERS)")
@@ -58,6 +70,10 @@ def _common_options() -> argparse.ArgumentParser:
         help="seconds to wait for pending records at exit (env KAFKA_FLUSH_TIMEOUT)")
     add("--status-interval", type=float, default=_env("PRODUCER_STATUS_INTERVAL", "5"),
         help="seconds between status lines, 0 = none (env PRODUCER_STATUS_INTERVAL)")
+    add("--max-future-skew", type=float,
+        default=_env("PRODUCER_MAX_FUTURE_SKEW", str(DEFAULT_MAX_FUTURE_SKEW_S)),
+        help="seconds a trade time may lie after its receive time; later trades are "
+             "dead-lettered as future_trade_ts (env PRODUCER_MAX_FUTURE_SKEW)")
     add("--log-level", default=_env("PRODUCER_LOG_LEVEL", "INFO"),
         choices=("DEBUG", "INFO", "WARNING", "ERROR"), type=str.upper,
         help="env PRODUCER_LOG_LEVEL")
@@ -120,9 +136,8 @@ def _synthetic_options(parser: argparse.ArgumentParser) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     # allow_abbrev=False: otherwise `--token X` would silently mean `--token-file X`.
-    parser = argparse.ArgumentParser(prog="python -m producer", description=__doc__,
-                                     allow_abbrev=False,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = _Parser(prog="python -m producer", description=__doc__, allow_abbrev=False,
+                     formatter_class=argparse.RawDescriptionHelpFormatter)
     modes = parser.add_subparsers(dest="mode", required=True, metavar="live|replay|synthetic")
     common = _common_options()
     for name, add_options, help_text in (
@@ -135,13 +150,34 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def read_token_file(path: Path) -> str:
+    """The stripped token of a regular, UTF-8 file of at most MAX_TOKEN_FILE_BYTES.
+
+    Raises ValueError with a one-line reason that never quotes the content.
+    """
+    try:
+        # O_NONBLOCK: opening a FIFO must not hang; fstat on the open file, since a
+        # check on the path could race with a swap.
+        with os.fdopen(os.open(path, os.O_RDONLY | os.O_NONBLOCK), "rb") as file:
+            if not stat.S_ISREG(os.fstat(file.fileno()).st_mode):
+                raise ValueError(f"--token-file is not a regular file ({path})")
+            data = file.read(MAX_TOKEN_FILE_BYTES + 1)
+    except OSError as err:
+        raise ValueError(f"cannot read --token-file: {err.strerror} ({path})") from None
+    if len(data) > MAX_TOKEN_FILE_BYTES:
+        raise ValueError(f"--token-file is larger than {MAX_TOKEN_FILE_BYTES} bytes ({path})")
+    try:
+        return data.decode("utf-8").strip()
+    except UnicodeDecodeError:
+        raise ValueError(f"--token-file is not UTF-8 text ({path})") from None
+
+
 def _read_token(args: argparse.Namespace, parser: argparse.ArgumentParser) -> Secret | None:
     if args.token_file is not None:
         try:
-            token = args.token_file.read_text(encoding="utf-8").strip()
-        except OSError as err:
-            parser.exit(EXIT_USAGE, f"producer: error: cannot read --token-file: "
-                                    f"{err.strerror} ({args.token_file})\n")
+            token = read_token_file(args.token_file)
+        except ValueError as err:
+            parser.exit(EXIT_USAGE, f"producer: error: {err}\n")
     else:
         token = os.environ.get("FINNHUB_TOKEN", "").strip()
     return Secret(token) if token else None
@@ -184,7 +220,8 @@ def parse_config(argv: Sequence[str] | None = None) -> tuple[ProducerConfig, str
         connect_timeout_s=args.kafka_connect_timeout, flush_timeout_s=args.flush_timeout,
     )
     config = ProducerConfig(source=_source_config(args, parser), kafka=kafka,
-                            status_interval_s=args.status_interval)
+                            status_interval_s=args.status_interval,
+                            max_future_skew_s=args.max_future_skew)
     return config, args.log_level
 
 

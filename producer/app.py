@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import signal
 import sys
 import threading
@@ -23,7 +24,7 @@ from producer.errors import (
 )
 from producer.finnhub import AuthenticationError, Backoff, FinnhubStream, redact
 from producer.kafka_sink import KafkaSink
-from producer.pacing import Pacer
+from producer.pacing import Pacer, WallClockCap
 from producer.pipeline import Pipeline, now_ms
 from producer.replay import RecordWriter, replay_messages
 from producer.stats import Stats, StatusReporter
@@ -33,6 +34,8 @@ log = logging.getLogger(__name__)
 
 # After a failed flush (broker gone) there is nothing left to wait for on close.
 CLOSE_AFTER_FAILED_FLUSH_S = 1.0
+# Event time --rate 0 generates as a backlog ending now when it runs without --count.
+SYNTHETIC_BACKLOG_MS = 3_600_000
 
 
 def main(config: ProducerConfig) -> int:
@@ -89,7 +92,7 @@ def _stop_on_signals(stop: threading.Event) -> Iterator[None]:
 
 
 def _run(config: ProducerConfig, stop: threading.Event) -> int:
-    validate(config)
+    validate(config, now_ms())
     stats = Stats()
     # Sources are lazy (nothing connects before the first read), so local problems
     # such as a missing replay file are reported before Kafka is even contacted.
@@ -103,7 +106,8 @@ def _run(config: ProducerConfig, stop: threading.Event) -> int:
     # Rates cover the streaming itself, not the connection set-up.
     stats.started = time.monotonic()
     try:
-        pipeline = Pipeline(sink, stats, config.mode, recorder)
+        pipeline = Pipeline(sink, stats, config.mode, recorder, _secrets(config),
+                            config.max_future_ms)
         with StatusReporter(stats, config.status_interval_s), contextlib.closing(messages):
             _pump(messages, pipeline, stop)
     finally:
@@ -137,7 +141,7 @@ def _open_source(config: ProducerConfig, stop: threading.Event,
     if isinstance(source, LiveConfig):
         return _live(source, stop, stats)
     if isinstance(source, ReplayConfig):
-        return _replay(source, stop), None
+        return _replay(source, stop, config.max_future_ms), None
     return _synthetic(source, stop), None
 
 
@@ -158,24 +162,31 @@ def _live(source: LiveConfig, stop: threading.Event,
     recorder = None
     if source.record_path is not None:
         try:
-            recorder = RecordWriter(source.record_path)
+            recorder = RecordWriter(source.record_path, (source.token.reveal(),))
         except OSError as err:
             raise FatalError(f"cannot open the record file: {err}", EXIT_USAGE) from None
     return stream.messages(), recorder
 
 
-def _replay(source: ReplayConfig, stop: threading.Event) -> Iterator[str]:
+def _replay(source: ReplayConfig, stop: threading.Event,
+            max_future_ms: int) -> Iterator[str]:
     if not source.path.is_file():
         raise FatalError(f"replay file not found: {source.path}", EXIT_USAGE)
     log.info("replaying %s at speed %s", source.path, source.speed)
-    return replay_messages(source.path, source.speed, stop)
+    return replay_messages(source.path, source.speed, stop, max_future_ms, now_ms)
 
 
 def _synthetic(source: SyntheticConfig, stop: threading.Event) -> Iterator[str]:
     # A generator: the clock origin and the --duration timer start with the first
     # read, once Kafka is connected.
-    start_ms = source.start_ms if source.start_ms is not None else now_ms()
     event_rate = source.rate if source.rate > 0 else source.event_rate
+    start_ms = source.start_ms
+    if start_ms is None:
+        # Paced runs start now. Flat-out runs (--rate 0) generate a backlog that ends
+        # now: its event time may not run ahead of the wall clock.
+        backlog_ms = (SYNTHETIC_BACKLOG_MS if source.count is None
+                      else int(source.count * 1000 / event_rate))
+        start_ms = now_ms() - (backlog_ms if source.rate == 0 else 0)
     # Logged so that any run can be reproduced exactly with --seed and --start-ms.
     log.info("synthetic: symbols=%s seed=%d start_ms=%d rate=%s event_rate=%s count=%s",
              ",".join(source.symbols), source.seed, start_ms, source.rate, event_rate,
@@ -184,9 +195,14 @@ def _synthetic(source: SyntheticConfig, stop: threading.Event) -> Iterator[str]:
         timer = threading.Timer(source.duration_s, stop.set)
         timer.daemon = True
         timer.start()
-    pacer = Pacer(1.0 if source.rate > 0 else 0.0, stop)
+    # Event time never runs ahead of the wall clock, so no generated trade is ever
+    # future-dated. At a rate, the pacer also keeps the generated spacing (every gap,
+    # however long); flat out (--rate 0) only the cap ever waits.
+    gates: list[Pacer | WallClockCap] = [WallClockCap(stop, now_ms)]
+    if source.rate > 0:
+        gates.append(Pacer(1.0, stop, max_gap_ms=math.inf))
     for event_ms, text in timed_messages(source.symbols, seed=source.seed, start_ms=start_ms,
                                          event_rate=event_rate, count=source.count):
-        if not pacer.wait(event_ms):
+        if not all(gate.wait(event_ms) for gate in gates):
             return
         yield text

@@ -2,8 +2,9 @@
 
 Durability settings: acks=all plus idempotence (no duplicates or reordering from
 retries within a partition), retries bounded by the delivery timeout, a small linger
-and lz4 compression for throughput. Delivery is asynchronous: failures arrive on the
-send futures' errbacks and are counted, never waited for one record at a time.
+and lz4 compression for throughput. Delivery is asynchronous: confirmations and
+failures arrive on the send futures' callbacks and are counted (trades_sent counts
+confirmed trades only), never waited for one record at a time.
 """
 
 from __future__ import annotations
@@ -19,31 +20,52 @@ from kafka.partitioner.default import murmur2
 from producer.avro_codec import encode
 from producer.config import KafkaConfig
 from producer.errors import EXIT_KAFKA, FatalError
-from producer.messages import Rejection, Trade
+from producer.messages import Rejection, Trade, safe_text
 from producer.stats import Stats
 
 log = logging.getLogger(__name__)
 
-# Dead letters keep the offending text, but a huge frame must not itself fail to send
-# (the broker's default limit is 1 MiB): longer raw text is cut and flagged.
-MAX_DEAD_LETTER_RAW_CHARS = 256 * 1024
+# A dead letter must always fit one Kafka record (the client's and the broker's default
+# limit is 1 MiB, key and headers included). Its JSON value, once encoded, is at most
+# DEAD_LETTER_MAX_BYTES: the reason is cut to MAX_REASON_BYTES, then the raw text to
+# whatever is left. Either cut sets "truncated" and records the original sizes.
+DEAD_LETTER_MAX_BYTES = 900 * 1024
+MAX_REASON_BYTES = 1024
 # Log the first failures in full, then one in LOG_EVERY: an outage fails every record.
 LOG_FIRST_ERRORS = 10
 LOG_EVERY = 1000
 
 
-def dead_letter_value(rejection: Rejection, ingest_ts: int, source: str) -> bytes:
-    """The JSON dead-letter record for one rejected item."""
-    raw = rejection.raw
-    value: dict[str, Any] = {
-        "reason": rejection.reason,
-        "raw": raw[:MAX_DEAD_LETTER_RAW_CHARS],
-        "ingest_ts": ingest_ts,
-        "source": source,
-    }
-    if len(raw) > MAX_DEAD_LETTER_RAW_CHARS:
-        value["raw_truncated_from"] = len(raw)
-    return json.dumps(value, ensure_ascii=False).encode("utf-8")
+def _cut_utf8(text: str, max_bytes: int) -> str:
+    data = text.encode("utf-8")
+    return data[:max_bytes].decode("utf-8", "ignore") if len(data) > max_bytes else text
+
+
+def dead_letter_value(rejection: Rejection, ingest_ts: int, source: str,
+                      max_bytes: int = DEAD_LETTER_MAX_BYTES) -> bytes:
+    """The JSON dead-letter record for one rejected item, at most `max_bytes` long.
+
+    Keys: reason, raw, ingest_ts, source, truncated; with truncated true also
+    raw_chars and reason_chars, the original lengths.
+    """
+    reason, raw = safe_text(rejection.reason), safe_text(rejection.raw)
+    value: dict[str, Any] = {"reason": _cut_utf8(reason, MAX_REASON_BYTES), "raw": raw,
+                             "ingest_ts": ingest_ts, "source": source, "truncated": False}
+    encoded = json.dumps(value, ensure_ascii=False).encode("utf-8")
+    if len(encoded) <= max_bytes and value["reason"] == reason:
+        return encoded
+    value.update(truncated=True, raw_chars=len(raw), reason_chars=len(reason))
+    # Escaping makes the JSON of raw text up to six times its length: cut the text in
+    # proportion to what its JSON form costs, and again until the record fits.
+    keep = len(raw)
+    while True:
+        value["raw"] = raw[:keep]
+        encoded = json.dumps(value, ensure_ascii=False).encode("utf-8")
+        if len(encoded) <= max_bytes or keep == 0:  # empty raw always fits the real budget
+            return encoded
+        escaped = len(json.dumps(raw[:keep], ensure_ascii=False).encode("utf-8"))
+        spare = max_bytes - (len(encoded) - escaped)
+        keep = max(0, min(keep - 1, keep * max(spare, 0) // max(escaped, 1)))
 
 
 class KafkaSink:
@@ -128,6 +150,7 @@ class KafkaSink:
 
     def send_trades(self, trades: tuple[Trade, ...]) -> None:
         send, topic, on_error = self._producer.send, self._config.topic, self._on_send_error
+        on_sent = self._on_trade_sent
         routes = self._routes
         for trade in trades:
             key, partition = routes.get(trade.symbol) or self._route(trade.symbol)
@@ -136,8 +159,12 @@ class KafkaSink:
             except KafkaError as err:  # buffer full past max_block_ms, metadata timeout
                 on_error(err)
                 continue
+            future.add_callback(on_sent)
             future.add_errback(on_error)
-        self._stats.trades_sent += len(trades)
+
+    def _on_trade_sent(self, _metadata: object) -> None:
+        # Runs on the producer's I/O thread: a trade counts as sent once Kafka has it.
+        self._stats.trades_sent += 1
 
     def send_rejection(self, rejection: Rejection, ingest_ts: int, source: str) -> None:
         key = self._key(rejection.symbol) if rejection.symbol else None

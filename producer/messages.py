@@ -12,18 +12,29 @@ dead-letter topic.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 from dataclasses import dataclass
 from typing import Any
 
-# Event-time plausibility bounds (epoch milliseconds). They catch the usual unit
-# mistake (seconds instead of milliseconds) and garbage that would overflow the
-# Avro/Spark timestamp types: 2000-01-01 .. 2100-01-01 UTC.
+# Event-time plausibility (epoch milliseconds). Upper bound: a trade may not be later
+# than the time its message was received plus a small clock skew; one future-dated
+# trade would otherwise move event-time state downstream ahead of every later trade.
+# Lower bound: 2000-01-01 UTC, fixed rather than relative to now, so that recordings
+# of any age replay unchanged; it catches the usual unit mistake (seconds instead of
+# milliseconds). Late trades after that are legal and handled downstream.
 MIN_TRADE_TS_MS = 946_684_800_000
-MAX_TRADE_TS_MS = 4_102_444_800_000
+DEFAULT_MAX_FUTURE_MS = 60_000
 
-# Longest excerpt of an offending value quoted in a rejection detail.
+# Symbols are short (AAPL, BINANCE:BTCUSDT, OANDA:EUR_USD); the cap keeps a Kafka key
+# and a Cassandra partition key small whatever a feed sends.
+MAX_SYMBOL_CHARS = 64
+# Conditions are a few short codes; the caps keep one trade's Avro record small.
+MAX_CONDITIONS = 32
+MAX_CONDITION_CHARS = 16
+
+# Longest excerpt of an offending value quoted in a rejection detail or error text.
 MAX_DETAIL_CHARS = 120
 
 KIND_TRADE = "trade"
@@ -42,11 +53,15 @@ BAD_SYMBOL = "bad_symbol"
 BAD_PRICE = "bad_price"
 BAD_VOLUME = "bad_volume"
 BAD_TIMESTAMP = "bad_timestamp"
+FUTURE_TRADE_TS = "future_trade_ts"
+STALE_TRADE_TS = "stale_trade_ts"
 BAD_CONDITIONS = "bad_conditions"
+BAD_NOTIONAL = "bad_notional"
 
 REJECTION_CODES = (
     INVALID_UTF8, INVALID_JSON, NOT_OBJECT, MISSING_FIELD, UNKNOWN_TYPE, BAD_DATA,
-    BAD_SYMBOL, BAD_PRICE, BAD_VOLUME, BAD_TIMESTAMP, BAD_CONDITIONS,
+    BAD_SYMBOL, BAD_PRICE, BAD_VOLUME, BAD_TIMESTAMP, FUTURE_TRADE_TS, STALE_TRADE_TS,
+    BAD_CONDITIONS, BAD_NOTIONAL,
 )
 
 
@@ -103,11 +118,37 @@ class _Invalid(Exception):
         self.detail = detail
 
 
-def _excerpt(value: Any) -> str:
-    text = repr(value) if not isinstance(value, float) else str(value)
-    if len(text) > MAX_DETAIL_CHARS:
-        return text[:MAX_DETAIL_CHARS] + "..."
+def safe_text(text: str) -> str:
+    """`text` with lone surrogates (from JSON escapes such as "\\ud800") spelled out, so
+    that it always encodes to UTF-8."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
     return text
+
+
+def _is_encodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _cut(text: str) -> str:
+    text = safe_text(text)
+    return text[:MAX_DETAIL_CHARS] + "..." if len(text) > MAX_DETAIL_CHARS else text
+
+
+def _excerpt(value: Any) -> str:
+    # Containers are described, not printed: a huge or deeply nested value must not
+    # cost a huge repr (or a RecursionError) to explain.
+    if isinstance(value, list):
+        return f"a list of {len(value)} items"
+    if isinstance(value, dict):
+        return f"an object with {len(value)} keys"
+    return _cut(str(value) if isinstance(value, float) else repr(value))
 
 
 def _type_name(value: Any) -> str:
@@ -129,8 +170,12 @@ def decode_text(raw: str | bytes) -> str | Rejection:
         return Rejection(INVALID_UTF8, str(err), raw.decode("utf-8", "backslashreplace"))
 
 
-def parse_message(raw: str | bytes, ingest_ts: int) -> ParseResult:
-    """Parse and validate one raw Finnhub message received at `ingest_ts` (epoch ms)."""
+def parse_message(raw: str | bytes, ingest_ts: int,
+                  max_future_ms: int = DEFAULT_MAX_FUTURE_MS) -> ParseResult:
+    """Parse and validate one raw Finnhub message received at `ingest_ts` (epoch ms).
+
+    A trade later than `ingest_ts + max_future_ms` is rejected as future_trade_ts.
+    """
     text = decode_text(raw)
     if isinstance(text, Rejection):
         return ParseResult(KIND_REJECTED, rejections=(text,))
@@ -144,22 +189,27 @@ def parse_message(raw: str | bytes, ingest_ts: int) -> ParseResult:
         return _reject_message(MISSING_FIELD, "type", text)
     kind = message["type"]
     if kind == KIND_TRADE:
-        return _parse_trades(message, text, ingest_ts)
+        return _parse_trades(message, text, ingest_ts, max_future_ms)
     if kind == KIND_PING:
         return PING
     if kind == KIND_ERROR:
         return ParseResult(KIND_ERROR, error_msg=_error_text(message.get("msg")))
-    return _reject_message(UNKNOWN_TYPE, _excerpt(kind) if not isinstance(kind, str) else kind,
+    return _reject_message(UNKNOWN_TYPE, _cut(kind) if isinstance(kind, str) else _excerpt(kind),
                            text)
+
+
+# Finnhub's own error texts are one short sentence; anything longer is cut for the log.
+MAX_ERROR_CHARS = 1000
 
 
 def _error_text(msg: Any) -> str:
     if isinstance(msg, str):
-        return msg
+        return safe_text(msg[:MAX_ERROR_CHARS])
     return "" if msg is None else _excerpt(msg)
 
 
-def _parse_trades(message: dict[str, Any], text: str, ingest_ts: int) -> ParseResult:
+def _parse_trades(message: dict[str, Any], text: str, ingest_ts: int,
+                  max_future_ms: int) -> ParseResult:
     if "data" not in message:
         return _reject_message(MISSING_FIELD, "data", text)
     data = message["data"]
@@ -171,31 +221,41 @@ def _parse_trades(message: dict[str, Any], text: str, ingest_ts: int) -> ParseRe
     rejections: list[Rejection] = []
     for item in data:
         try:
-            trades.append(parse_trade(item, ingest_ts))
+            trades.append(parse_trade(item, ingest_ts, max_future_ms))
         except _Invalid as err:
-            rejections.append(_reject_item(item, err))
+            rejections.append(_reject_item(item, err, text))
     return ParseResult(KIND_TRADE, tuple(trades), tuple(rejections))
 
 
-def _reject_item(item: Any, err: _Invalid) -> Rejection:
+def _reject_item(item: Any, err: _Invalid, message_text: str) -> Rejection:
     # The raw text of one bad trade is its own JSON, so the good trades sent from the
     # same message are not duplicated into the dead letter.
-    raw = json.dumps(item, separators=(",", ":"), ensure_ascii=False)
-    symbol = item.get("s") if isinstance(item, dict) else None
-    if not isinstance(symbol, str) or not symbol.strip():
-        symbol = None
+    try:
+        raw = safe_text(json.dumps(item, separators=(",", ":"), ensure_ascii=False))
+    except (ValueError, RecursionError):
+        raw = message_text  # cannot be re-serialised: keep the whole message instead
+    symbol = None
+    if isinstance(item, dict):
+        # Only a valid symbol becomes the dead letter's key.
+        with contextlib.suppress(_Invalid):
+            symbol = _symbol(item)
     return Rejection(err.code, err.detail, raw, symbol)
 
 
-def parse_trade(item: Any, ingest_ts: int) -> Trade:
+def parse_trade(item: Any, ingest_ts: int,
+                max_future_ms: int = DEFAULT_MAX_FUTURE_MS) -> Trade:
     """One element of a trade message's `data` list; raises _Invalid."""
     if not isinstance(item, dict):
         raise _Invalid(NOT_OBJECT, f"trade is {_type_name(item)}")
+    symbol, price, volume = _symbol(item), _price(item), _volume(item)
+    if not math.isfinite(price * volume):
+        # Finite each, but their product (notional, VWAP downstream) overflows.
+        raise _Invalid(BAD_NOTIONAL, f"price * volume is not finite ({price} * {volume})")
     return Trade(
-        symbol=_symbol(item),
-        price=_price(item),
-        volume=_volume(item),
-        trade_ts=_timestamp(item),
+        symbol=symbol,
+        price=price,
+        volume=volume,
+        trade_ts=_timestamp(item, ingest_ts + max_future_ms),
         conditions=_conditions(item),
         ingest_ts=ingest_ts,
     )
@@ -232,6 +292,10 @@ def _symbol(item: dict[str, Any]) -> str:
         raise _Invalid(BAD_SYMBOL, f"{_excerpt(value)} is not a string")
     if not value.strip():
         raise _Invalid(BAD_SYMBOL, "empty")
+    if len(value) > MAX_SYMBOL_CHARS:
+        raise _Invalid(BAD_SYMBOL, f"{len(value)} characters, more than {MAX_SYMBOL_CHARS}")
+    if not _is_encodable(value):
+        raise _Invalid(BAD_SYMBOL, f"{_excerpt(value)} is not valid Unicode (lone surrogate)")
     return value
 
 
@@ -250,12 +314,16 @@ def _volume(item: dict[str, Any]) -> float:
     return volume
 
 
-def _timestamp(item: dict[str, Any]) -> int:
+def _timestamp(item: dict[str, Any], latest_ms: int) -> int:
     value = _required(item, "t")
     if type(value) is not int:
         raise _Invalid(BAD_TIMESTAMP, f"{_excerpt(value)} is not an integer")
-    if not MIN_TRADE_TS_MS <= value < MAX_TRADE_TS_MS:
-        raise _Invalid(BAD_TIMESTAMP, f"{value} is not epoch milliseconds in 2000..2100")
+    if value < MIN_TRADE_TS_MS:
+        raise _Invalid(STALE_TRADE_TS, f"{_excerpt(value)} is before 2000-01-01 "
+                                       "(epoch seconds instead of milliseconds?)")
+    if value > latest_ms:
+        raise _Invalid(FUTURE_TRADE_TS, f"{_excerpt(value)} is later than the receive time "
+                                        f"plus the allowed skew ({latest_ms})")
     return value
 
 
@@ -265,14 +333,16 @@ def _conditions(item: dict[str, Any]) -> tuple[str, ...] | None:
         return None
     if not isinstance(value, list):
         raise _Invalid(BAD_CONDITIONS, f"expected a list, got {_type_name(value)}")
+    if len(value) > MAX_CONDITIONS:
+        raise _Invalid(BAD_CONDITIONS, f"{len(value)} codes, more than {MAX_CONDITIONS}")
     conditions: list[str] = []
     for code in value:
         # Condition codes are documented as strings; accept bare integers too so a
         # venue that sends 12 instead of "12" does not lose its trades.
-        if isinstance(code, str):
-            conditions.append(code)
-        elif type(code) is int:
-            conditions.append(str(code))
-        else:
+        if type(code) is int and abs(code) < 10**MAX_CONDITION_CHARS:
+            code = str(code)
+        if (not isinstance(code, str) or len(code) > MAX_CONDITION_CHARS
+                or not _is_encodable(code)):
             raise _Invalid(BAD_CONDITIONS, f"{_excerpt(code)} is not a condition code")
+        conditions.append(code)
     return tuple(conditions)

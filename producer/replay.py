@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import IO
 
+from producer.messages import DEFAULT_MAX_FUTURE_MS, MIN_TRADE_TS_MS
 from producer.pacing import Pacer
 
 
@@ -50,8 +52,13 @@ def read_messages(path: Path) -> Iterator[str]:
                 yield raw
 
 
-def message_time(raw: str) -> int | None:
-    """Latest trade time (`t`, epoch ms) in a raw message, for pacing; None if none."""
+def message_time(raw: str, latest_ms: int) -> int | None:
+    """Latest plausible trade time (`t`, epoch ms) in a raw message, for pacing.
+
+    Only times the parser would accept count (from 2000-01-01 up to `latest_ms`, the
+    replay's receive time plus the allowed skew): a trade dated 2099 or 2**63-1 is
+    dead-lettered, and must not make the replay sleep. None if there is none.
+    """
     try:
         message = json.loads(raw)
         data = message["data"] if message.get("type") == "trade" else None
@@ -59,32 +66,47 @@ def message_time(raw: str) -> int | None:
         return None
     if not isinstance(data, list):
         return None
-    times = [item["t"] for item in data
-             if isinstance(item, dict) and type(item.get("t")) is int]
+    times = [t for item in data
+             if isinstance(item, dict) and type(t := item.get("t")) is int
+             and MIN_TRADE_TS_MS <= t <= latest_ms]
     return max(times) if times else None
 
 
-def replay_messages(path: Path, speed: float, stop: threading.Event) -> Iterator[str]:
+def replay_messages(path: Path, speed: float, stop: threading.Event,
+                    max_future_ms: int = DEFAULT_MAX_FUTURE_MS,
+                    now_ms: Callable[[], int] = lambda: time.time_ns() // 1_000_000,
+                    pacer: Pacer | None = None) -> Iterator[str]:
     """Raw messages of a record file, paced by their trade times (speed 0: no waits)."""
-    pacer = Pacer(speed, stop)
+    pacer = pacer or Pacer(speed, stop)
     for raw in read_messages(path):
-        event_ms = message_time(raw) if speed > 0 else None
+        event_ms = message_time(raw, now_ms() + max_future_ms) if speed > 0 else None
         if not pacer.wait(event_ms):
             return
         yield raw
 
 
 class RecordWriter:
-    """Appends raw messages to a record file, one line each, flushed per message."""
+    """Appends raw messages to a record file, one line each, flushed per message.
 
-    def __init__(self, path: Path) -> None:
+    Any of `secrets` (the API token) in a message is masked before it is written.
+    """
+
+    def __init__(self, path: Path, secrets: Iterable[str] = ()) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
-        self._file: IO[str] = path.open("a", encoding="utf-8", newline="\n")
+        # backslashreplace: a lone surrogate (from a JSON-string line) is written as
+        # its escape instead of failing the write.
+        self._file: IO[str] = path.open("a", encoding="utf-8", errors="backslashreplace",
+                                        newline="\n")
+        self._secrets = tuple(s for s in secrets if s)
 
     def write(self, raw: str | bytes) -> None:
+        line = encode_line(raw)
+        # Only the secret values are masked: the rest of the message stays exact.
+        for secret in self._secrets:
+            line = line.replace(secret, "***")
         # Flushing per message keeps the file complete up to a crash; live traffic is
         # tens of messages per second, so the syscalls do not matter.
-        self._file.write(encode_line(raw) + "\n")
+        self._file.write(line + "\n")
         self._file.flush()
 
     def close(self) -> None:

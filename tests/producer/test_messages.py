@@ -122,10 +122,21 @@ def test_invalid_utf8_is_rejected_with_the_bytes_kept_visible() -> None:
     ({"v": "1"}, "bad_volume: '1' is not a number", "BINANCE:BTCUSDT"),
     ({"t": "1732180000123"}, "bad_timestamp: ", "BINANCE:BTCUSDT"),
     ({"t": 1732180000.123}, "bad_timestamp: ", "BINANCE:BTCUSDT"),
-    ({"t": 1732180000}, "bad_timestamp: 1732180000 is not epoch milliseconds",
+    ({"t": 1732180000}, "stale_trade_ts: 1732180000 is before 2000-01-01",
      "BINANCE:BTCUSDT"),
-    ({"t": -1}, "bad_timestamp: -1 is not", "BINANCE:BTCUSDT"),
-    ({"t": 2**70}, "bad_timestamp: ", "BINANCE:BTCUSDT"),
+    ({"t": -1}, "stale_trade_ts: -1 is before", "BINANCE:BTCUSDT"),
+    ({"t": 946_684_799_999}, "stale_trade_ts: ", "BINANCE:BTCUSDT"),
+    ({"t": 2**70}, "future_trade_ts: ", "BINANCE:BTCUSDT"),
+    ({"t": 2**63 - 1}, "future_trade_ts: ", "BINANCE:BTCUSDT"),
+    ({"t": INGEST + 60_001}, "future_trade_ts: ", "BINANCE:BTCUSDT"),
+    ({"t": 4_070_908_800_000}, "future_trade_ts: 4070908800000 is later", "BINANCE:BTCUSDT"),
+    ({"s": "A" * 65}, "bad_symbol: 65 characters, more than 64", None),
+    ({"s": "A\ud800"}, "bad_symbol: 'A\\ud800' is not valid Unicode", None),
+    ({"c": ["1", "\udfff"]}, "bad_conditions: ", "BINANCE:BTCUSDT"),
+    ({"c": ["1"] * 33}, "bad_conditions: 33 codes, more than 32", "BINANCE:BTCUSDT"),
+    ({"c": ["x" * 17]}, "bad_conditions: ", "BINANCE:BTCUSDT"),
+    ({"p": 1e308, "v": 1e308}, "bad_notional: price * volume is not finite",
+     "BINANCE:BTCUSDT"),
     ({"c": "1"}, "bad_conditions: expected a list, got str", "BINANCE:BTCUSDT"),
     ({"c": ["1", None]}, "bad_conditions: None is not a condition code", "BINANCE:BTCUSDT"),
 ])
@@ -135,7 +146,39 @@ def test_trade_rejections(overrides: dict[str, object], reason: str,
     rejection = only_rejection(trade_message(item))
     assert rejection.reason.startswith(reason), rejection.reason
     assert rejection.symbol == symbol
-    assert json.loads(rejection.raw) == item  # the bad trade alone, not the whole message
+    # The bad trade alone, not the whole message; always encodable as UTF-8.
+    rejection.raw.encode("utf-8")
+    if "\ud800" not in str(item) and "\udfff" not in str(item):
+        assert json.loads(rejection.raw) == item
+
+
+def test_time_bounds_are_inclusive_and_follow_the_skew() -> None:
+    def codes(t: int, skew: int) -> tuple[int, tuple[str, ...]]:
+        result = parse_message(trade_message(trade_item(t=t)), INGEST, skew)
+        return len(result.trades), tuple(r.code for r in result.rejections)
+
+    assert codes(INGEST + 60_000, 60_000) == (1, ())
+    assert codes(INGEST + 60_001, 60_000) == (0, (m.FUTURE_TRADE_TS,))
+    assert codes(INGEST + 1, 0) == (0, (m.FUTURE_TRADE_TS,))
+    assert codes(INGEST + 7 * 86_400_000, 8 * 86_400_000) == (1, ())
+    assert codes(m.MIN_TRADE_TS_MS, 60_000) == (1, ())
+    # Old trades are legal: only the year-2000 floor applies, whatever the receive time.
+    assert codes(m.MIN_TRADE_TS_MS + 1, 0) == (1, ())
+
+
+def test_lone_surrogates_anywhere_are_rejected_or_ignored_never_raised() -> None:
+    # JSON escapes produce lone surrogates; none may reach Avro or Kafka unencoded.
+    raws = ['{"type":"\\ud800"}', '{"type":"error","msg":"\\ud800"}',
+            '{"type":"trade","data":[{"s":"\\ud800","p":1,"t":' + f'{T},"v":1}}]}}',
+            '{"type":"trade","data":[{"s":"AAPL","p":1,"t":' + f'{T},"v":1,"x":"\\ud800"}}]}}']
+    results = [parse_message(raw, INGEST) for raw in raws]
+    assert [r.rejections[0].reason for r in results[:1]] == ["unknown_type: \\ud800"]
+    assert results[1].error_msg == "\\ud800"
+    assert [r.code for r in results[2].rejections] == [m.BAD_SYMBOL]
+    assert results[3].trades == (Trade("AAPL", 1.0, 1.0, T, None, INGEST),)
+    for result in results:
+        for rejection in result.rejections:
+            (rejection.reason + rejection.raw).encode("utf-8")
 
 
 @pytest.mark.parametrize("literal", ["NaN", "Infinity", "-Infinity"])
@@ -170,3 +213,13 @@ def test_long_offending_values_are_cut_in_the_detail() -> None:
     rejection = only_rejection(trade_message(trade_item(p="x" * 10_000)))
     assert len(rejection.detail) < 200
     assert len(rejection.raw) > 10_000  # the dead letter keeps everything
+    rejection = only_rejection(json.dumps({"type": "x" * 1_000_000}))
+    assert len(rejection.reason) < 200
+
+
+def test_huge_and_nested_values_are_described_not_printed() -> None:
+    rejection = only_rejection(trade_message(trade_item(p=list(range(100_000)))))
+    assert rejection.reason == "bad_price: a list of 100000 items is not a number"
+    nested = "[" * 900 + "]" * 900
+    raw = trade_message(trade_item()).replace('"v": 0.0123', f'"v": {nested}')
+    assert only_rejection(raw).reason == "bad_volume: a list of 1 items is not a number"

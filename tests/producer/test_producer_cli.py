@@ -122,18 +122,95 @@ def test_missing_token_is_a_clear_error_before_connecting(
                               "pass --token-file PATH")
 
 
+LIVE = ["live", "--symbols", "AAPL"]
+
+
 @pytest.mark.parametrize(("argv", "message"), [
     (["synthetic", "--count", "-1"], "--count must be >= 0"),
     (["synthetic", "--rate", "-5"], "--rate must be >= 0"),
+    (["synthetic", "--rate", "nan"], "--rate must be >= 0"),
+    (["synthetic", "--rate", "inf"], "--rate must be >= 0"),
+    (["synthetic", "--event-rate", "nan"], "--event-rate must be > 0"),
+    (["synthetic", "--event-rate", "inf"], "--event-rate must be > 0"),
+    (["synthetic", "--duration", "nan"], "--duration must be a number of seconds > 0"),
+    (["synthetic", "--duration", "-1"], "--duration must be a number of seconds > 0"),
+    (["synthetic", "--status-interval", "inf"], "--status-interval must be a number"),
+    (["synthetic", "--status-interval", "1e300"], "--status-interval must be a number"),
+    (["synthetic", "--max-future-skew", "nan"], "--max-future-skew must be a number"),
+    (["synthetic", "--flush-timeout", "0"], "--flush-timeout must be a number"),
+    (["synthetic", "--kafka-connect-timeout=-inf"], "--kafka-connect-timeout must be"),
+    (["synthetic", "--start-ms", "4070908800000"], "--start-ms must lie between"),
+    (["synthetic", "--start-ms", "1732180000"], "--start-ms must lie between"),
     (["synthetic", "--symbols", ","], "no symbols"),
-    (["replay", "--speed", "-1", "x.jsonl"], "--speed must be >= 0"),
+    (["replay", "--speed", "-1", "x.jsonl"], "--speed must be 0 or between 0.001 and 1000"),
+    (["replay", "--speed", "nan", "x.jsonl"], "--speed must be 0 or between"),
+    (["replay", "--speed", "1e-300", "x.jsonl"], "--speed must be 0 or between"),
     (["live"], "no symbols to subscribe"),
+    ([*LIVE, "--connect-timeout", "nan"], "--connect-timeout must be a number"),
+    ([*LIVE, "--connect-timeout", "inf"], "--connect-timeout must be a number"),
+    ([*LIVE, "--idle-timeout", "0"], "--idle-timeout must be a number"),
+    ([*LIVE, "--reconnect-base-delay", "nan"], "--reconnect-base-delay must be"),
+    ([*LIVE, "--ws-url", "http://127.0.0.1:1"], "--ws-url must start with ws:// or wss://"),
+    ([*LIVE, "--ws-url", "127.0.0.1:8080"], "--ws-url must start with ws:// or wss://"),
+    ([*LIVE, "--ws-url", "ws://127.0.0.1:99999"], "--ws-url is not a valid URL"),
+    ([*LIVE, "--ws-url", "ws://127.0.0.1:port"], "--ws-url is not a valid URL"),
+    ([*LIVE, "--ws-url", "ws://127.0.0.1:0"], "--ws-url port must be 1..65535"),
+    ([*LIVE, "--ws-url", "ws:///path"], "--ws-url has no host"),
+    ([*LIVE, "--ws-url", f"wss://ws.finnhub.io?token={TOKEN}"], "must not carry the token"),
+    ([*LIVE, "--ws-url", f"ws://h:1/?a=1&TOKEN={TOKEN}"], "must not carry the token"),
+    ([*LIVE, "--ws-url", f"ws://u:{TOKEN}@h:1/"], "must not carry credentials"),
 ])
 def test_invalid_configurations(argv: list[str], message: str,
+                                monkeypatch: pytest.MonkeyPatch,
                                 capsys: pytest.CaptureFixture[str]) -> None:
-    code, output = run_main(argv, capsys)
+    # A token is set, so live configurations fail on the option under test. Kafka is
+    # unreachable: every one must fail before anything connects.
+    monkeypatch.setenv("FINNHUB_TOKEN", TOKEN)
+    code, output = run_main([*argv, "--bootstrap-servers", "127.0.0.1:1"], capsys)
     assert code == EXIT_USAGE
-    assert message in output
+    assert output.startswith("producer: error: ") and message in output, output
+    assert len(output.strip().splitlines()) == 1
+    assert TOKEN not in output
+
+
+@pytest.mark.parametrize(("content", "message"), [
+    (b"\xff\xfe token", "--token-file is not UTF-8 text"),
+    (b"x" * 5000, "--token-file is larger than 4096 bytes"),
+])
+def test_bad_token_file_is_one_clear_line(tmp_path: Path, content: bytes, message: str,
+                                          capsys: pytest.CaptureFixture[str]) -> None:
+    token_file = tmp_path / "token"
+    token_file.write_bytes(content)
+    with pytest.raises(SystemExit) as exit_info:
+        parse_config([*LIVE, "--token-file", str(token_file)])
+    assert exit_info.value.code == EXIT_USAGE
+    err = capsys.readouterr().err
+    assert err.startswith(f"producer: error: {message}") and len(err.splitlines()) == 1
+
+
+@pytest.mark.parametrize("path", ["/dev/zero", "DIR", "FIFO", "MISSING"])
+def test_token_file_must_be_a_regular_file(tmp_path: Path, path: str,
+                                           capsys: pytest.CaptureFixture[str]) -> None:
+    import os
+
+    target = {"DIR": tmp_path, "FIFO": tmp_path / "fifo",
+              "MISSING": tmp_path / "missing"}.get(path, Path(path))
+    if path == "FIFO":
+        os.mkfifo(target)  # opening it must not block waiting for a writer
+    with pytest.raises(SystemExit) as exit_info:
+        parse_config([*LIVE, "--token-file", str(target)])
+    assert exit_info.value.code == EXIT_USAGE
+    err = capsys.readouterr().err
+    assert err.startswith("producer: error: ") and len(err.splitlines()) == 1
+    assert ("is not a regular file" in err) or ("cannot read --token-file" in err)
+
+
+def test_argparse_errors_are_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        parse_config(["synthetic", "--rate", "fast"])
+    assert exit_info.value.code == EXIT_USAGE
+    assert capsys.readouterr().err == (
+        "producer: error: argument --rate: invalid float value: 'fast'\n")
 
 
 def test_count_and_duration_are_exclusive(capsys: pytest.CaptureFixture[str]) -> None:

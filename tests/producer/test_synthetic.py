@@ -13,12 +13,14 @@ from producer.synthetic import generate_messages, timed_messages
 SYMBOLS = ("BINANCE:BTCUSDT", "BINANCE:ETHUSDT", "AAPL", "NEWCOIN:XYZ")
 START = 1_732_180_000_000
 COUNT = 20_000
+# Received long after the generated event times, so none is future-dated.
+RECEIVED = START + 30 * 86_400_000
 
 
 def trades_of(messages: list[str]) -> list[Trade]:
     trades = []
     for raw in messages:
-        result = parse_message(raw, 0)
+        result = parse_message(raw, RECEIVED)
         assert result.rejections == (), raw
         trades.extend(result.trades)
     return trades
@@ -54,15 +56,15 @@ def test_messages_are_raw_finnhub_json(messages: list[str]) -> None:
     first = json.loads(messages[0])
     assert first["type"] == "trade"
     assert set(first["data"][0]) == {"s", "p", "t", "v", "c"}
-    assert any(parse_message(raw, 0).kind == KIND_PING for raw in messages)
+    assert any(parse_message(raw, RECEIVED).kind == KIND_PING for raw in messages)
 
 
 def test_same_millisecond_trades_share_one_message(messages: list[str]) -> None:
     same_ms = [raw for raw in messages
-               if len(ts := [t.trade_ts for t in parse_message(raw, 0).trades]) > 1
+               if len(ts := [t.trade_ts for t in parse_message(raw, RECEIVED).trades]) > 1
                and len(set(ts)) == 1]
     assert len(same_ms) > 100
-    big = max(len(parse_message(raw, 0).trades) for raw in messages)
+    big = max(len(parse_message(raw, RECEIVED).trades) for raw in messages)
     assert big >= 10  # bursts
 
 
@@ -104,4 +106,19 @@ def test_event_time_advances_at_the_configured_rate(event_rate: float) -> None:
 def test_count_zero_and_endless() -> None:
     assert list(generate_messages(SYMBOLS, seed=1, start_ms=START, count=0)) == []
     endless = generate_messages(SYMBOLS, seed=1, start_ms=START)
-    assert len([next(endless) for _ in range(1000)]) == 1000
+    head = [next(endless) for _ in range(3000)]
+    # Endless is the same stream a large --count gives, only never cut short.
+    assert head[:2000] == list(generate_messages(SYMBOLS, seed=1, start_ms=START,
+                                                 count=100_000))[:2000]
+    trades = trades_of(head)
+    assert len(trades) > 3000  # messages carry one trade or more; pings carry none
+    assert next(endless) not in head[-5:]  # still going, with new content
+
+
+def test_event_time_stays_in_the_accepted_range() -> None:
+    # Every generated trade passes the parser's time checks when received at the
+    # generator's own clock: synthetic traffic is never future-dated.
+    for clock, raw in timed_messages(SYMBOLS, seed=3, start_ms=START, event_rate=1000,
+                                     count=5_000):
+        result = parse_message(raw, int(clock), max_future_ms=0)
+        assert result.rejections == (), raw
