@@ -23,6 +23,23 @@ $(STAMP): pyproject.toml
 install: $(STAMP) ## Create .venv and install the project with its dev tools
 	@true
 
+# Validation tools of the deployment files, in their own virtualenv (their
+# dependencies clash with the project's pins) and kustomize from the Go proxy.
+TOOLS := .work/tools
+KUSTOMIZE_VERSION := v5.8.2
+TOOLS_STAMP := $(TOOLS)/.installed-$(shell cat tests/deploy/requirements.txt | sha256sum | cut -c1-12)-$(KUSTOMIZE_VERSION)
+
+$(TOOLS_STAMP): tests/deploy/requirements.txt
+	@test -x $(TOOLS)/venv/bin/python || $(PYTHON_BOOT) -m venv $(TOOLS)/venv
+	$(TOOLS)/venv/bin/python -m pip install --quiet --upgrade pip
+	$(TOOLS)/venv/bin/python -m pip install --quiet -r tests/deploy/requirements.txt
+	GOBIN=$(abspath $(TOOLS))/bin go install sigs.k8s.io/kustomize/kustomize/v5@$(KUSTOMIZE_VERSION)
+	@rm -f $(TOOLS)/.installed-* && touch $@
+
+.PHONY: deploy-tools
+deploy-tools: $(TOOLS_STAMP) ## Install kustomize, kubernetes-validate, checkov, ansible-lint, hadolint under .work/tools
+	@true
+
 .PHONY: jars
 jars: install ## Resolve the Kafka, Cassandra and Spark connector jars from Maven Central (once)
 	$(PY) -m stack jars
@@ -52,7 +69,7 @@ lint: install ## Check the code with ruff
 	$(VENV)/bin/ruff check .
 
 .PHONY: test
-test: lint jars ## Run the full test suite (starts the stack if needed)
+test: lint jars deploy-tools ## Run the full test suite (starts the stack if needed)
 	$(PY) -m pytest
 
 .PHONY: test-cluster
