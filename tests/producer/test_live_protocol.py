@@ -141,9 +141,34 @@ def test_server_unreachable_is_retried_without_leaking_the_token(
     producer = run_producer(
         "live", "--symbols", "AAPL", "--topic", topics[0], "--dead-letter-topic", topics[1],
         "--reconnect-base-delay", "0.1", "--reconnect-max-delay", "0.2",
-        env={"FINNHUB_TOKEN": TOKEN, "FINNHUB_WS_URL": url + "/?token=" + TOKEN})
+        env={"FINNHUB_TOKEN": TOKEN, "FINNHUB_WS_URL": url + "/?region=eu"})
     producer.wait_for_output("reconnecting to Finnhub")
     producer.wait_for_output("cannot connect to Finnhub")
     assert producer.stop() == EXIT_OK
     assert TOKEN not in producer.output
-    assert "token=***" in producer.output
+    assert "?region=eu" in producer.output  # the URL is logged, without the token
+
+
+def test_token_echoed_by_the_server_reaches_no_record_file_or_dead_letter(
+        run_producer: Callable[..., ProducerRun], server: FakeFinnhub,
+        topics: tuple[str, str], kafka_bootstrap: str, tmp_path: Path) -> None:
+    record = tmp_path / "recorded.jsonl"
+    producer = start_live(run_producer, server, topics, "--record", str(record))
+    server.wait_for(lambda: server.subscribed(1) == set(SYMBOLS), what="subscriptions")
+    good = {"s": "AAPL", "p": 230.5, "t": T0, "v": 5, "c": None}
+    server.push_trades([good, {"s": TOKEN, "p": 1.0, "t": T0, "v": 1},
+                        {"s": "AAPL", "p": 1.0, "t": T0, "v": 1, "c": [TOKEN]}])
+    server.push(f'{{"type":"{TOKEN}"}}')
+    server.push(f"not json {TOKEN}")
+    dead = consume(kafka_bootstrap, topics[1], 4)
+    trades = consume(kafka_bootstrap, topics[0], 1)
+    assert producer.stop() == EXIT_OK
+
+    assert [avro_codec.decode(r.value).symbol for r in trades] == ["AAPL"]
+    reasons = sorted(json.loads(r.value)["reason"].split(":")[0] for r in dead)
+    assert reasons == ["bad_conditions", "bad_symbol", "invalid_json", "unknown_type"]
+    assert all(r.key in (None, b"AAPL") for r in dead)
+    for text in (record.read_text(), producer.output, *(r.value.decode() for r in dead)):
+        assert TOKEN not in text
+    assert "***" in record.read_text()
+    assert len(record.read_text().splitlines()) == 3

@@ -23,6 +23,19 @@ pytestmark = pytest.mark.integration
 
 SYMBOLS = ("BINANCE:BTCUSDT", "BINANCE:ETHUSDT", "AAPL", "MSFT")
 START_MS = 1_732_180_000_000
+RECEIVED = START_MS + 30 * 86_400_000  # long after any generated event time
+
+
+def expected_per_symbol(seed: int, count: int,
+                        event_rate: float = 100.0) -> dict[str, list[tuple]]:
+    """The trades a synthetic run sends, regenerated from its seed, per symbol in order."""
+    expected = defaultdict(list)
+    for raw in generate_messages(SYMBOLS, seed=seed, start_ms=START_MS, count=count,
+                                 event_rate=event_rate):
+        for trade in parse_message(raw, RECEIVED).trades:
+            expected[trade.symbol].append((trade.price, trade.volume, trade.trade_ts,
+                                           trade.conditions))
+    return expected
 
 
 def topic_args(make_topic: Callable[..., str]) -> tuple[str, str, list[str]]:
@@ -45,11 +58,7 @@ def test_synthetic_trades_arrive_as_decodable_records_keyed_by_symbol(
     assert len(records) == count
     # The same (seed, start) regenerates the same trades: compare per symbol, in order,
     # which also proves each symbol stayed ordered within its partition.
-    expected = defaultdict(list)
-    for raw in generate_messages(SYMBOLS, seed=11, start_ms=START_MS, count=count):
-        for trade in parse_message(raw, 0).trades:
-            expected[trade.symbol].append((trade.price, trade.volume, trade.trade_ts,
-                                           trade.conditions))
+    expected = expected_per_symbol(11, count)
     received = defaultdict(list)
     partitions = defaultdict(set)
     for record in sorted(records, key=lambda r: (r.partition, r.offset)):
@@ -89,7 +98,8 @@ def test_rejected_input_lands_in_the_dead_letter_topic_with_its_reason(
     assert len(consume(kafka_bootstrap, topic, 4)) == 4
     dead_letters = consume(kafka_bootstrap, dead, 4)
     values = [json.loads(r.value) for r in dead_letters]
-    assert all(set(v) == {"reason", "raw", "ingest_ts", "source"} for v in values)
+    assert all(set(v) == {"reason", "raw", "ingest_ts", "source", "truncated"}
+               and v["truncated"] is False for v in values)
     assert all(v["source"] == "replay" and isinstance(v["ingest_ts"], int) for v in values)
     by_code = {v["reason"].split(":")[0]: (v, r.key) for v, r in zip(values, dead_letters,
                                                                       strict=True)}
@@ -110,15 +120,43 @@ def test_sigterm_flushes_everything_sent_and_exits_zero(
         run_producer: Callable[..., ProducerRun], make_topic: Callable[..., str],
         kafka_bootstrap: str) -> None:
     topic, _, args = topic_args(make_topic)
-    producer = run_producer("synthetic", "--rate", "2000", "--seed", "3",
+    producer = run_producer("synthetic", "--symbols", ",".join(SYMBOLS), "--rate", "2000",
+                            "--seed", "3", "--start-ms", str(START_MS),
                             "--status-interval", "0.5", *args)
     producer.wait_for_output("status: ")
     assert producer.stop(signal.SIGTERM) == EXIT_OK
     match = re.search(r"finished: messages=\d+ trades_sent=(\d+)", producer.output)
     assert match, producer.output
     sent = int(match.group(1))
-    assert sent > 0
-    assert len(consume(kafka_bootstrap, topic, sent)) == sent
+    records = consume(kafka_bootstrap, topic, sent)
+    received = defaultdict(list)
+    for record in sorted(records, key=lambda r: (r.partition, r.offset)):
+        trade = avro_codec.decode(record.value)
+        received[trade.symbol].append((trade.price, trade.volume, trade.trade_ts,
+                                       trade.conditions))
+    # What Kafka holds is, per symbol, exactly a prefix of the regenerated stream: nothing
+    # lost before the stop, nothing duplicated or invented. The count the producer
+    # reports (confirmed sends only) matches it.
+    # (At a --rate, event time advances at that rate.)
+    expected = expected_per_symbol(3, 10 * sum(map(len, received.values())) + 1000, 2000)
+    assert received and all(received[s] == expected[s][:len(received[s])] for s in received)
+    assert sum(map(len, received.values())) == sent > 0
+
+
+def test_synthetic_at_full_speed_never_sends_future_trades(
+        run_producer: Callable[..., ProducerRun], make_topic: Callable[..., str],
+        kafka_bootstrap: str) -> None:
+    # --rate 0 without --start-ms: a backlog that ends now, never ahead of the clock,
+    # so every trade passes even a zero skew.
+    count = 20_000
+    topic, dead, args = topic_args(make_topic)
+    producer = run_producer("synthetic", "--count", str(count), "--rate", "0",
+                            "--event-rate", "100000", "--max-future-skew", "0", *args)
+    assert producer.wait() == EXIT_OK, producer.output
+    trades = [avro_codec.decode(r.value) for r in consume(kafka_bootstrap, topic, count)]
+    assert len(trades) == count
+    assert all(t.trade_ts <= t.ingest_ts for t in trades)
+    assert consume(kafka_bootstrap, dead, 0, timeout=1) == []
 
 
 def test_missing_topic_is_a_clear_fatal_error(
@@ -128,3 +166,60 @@ def test_missing_topic_is_a_clear_fatal_error(
     assert producer.wait() == EXIT_KAFKA
     assert "producer: error: Kafka topic(s) missing" in producer.output
     assert "no_such_topic_x1" in producer.output
+
+
+def test_replay_of_hostile_input_finishes_at_speed_one_and_loses_nothing(
+        run_producer: Callable[..., ProducerRun], make_topic: Callable[..., str],
+        kafka_bootstrap: str, tmp_path: Path) -> None:
+    topic, dead, args = topic_args(make_topic)
+    good = [{"s": "AAPL", "p": 230.5 + i, "t": START_MS + 100 * i, "v": 10, "c": ["1"]}
+            for i in range(6)]
+    huge_symbol = "X" * 600_000
+    lines = [
+        json.dumps({"type": "trade", "data": good[:2]}),
+        json.dumps({"type": "trade", "data": [{"s": "\ud800", "p": 1.5, "t": START_MS, "v": 1}]}),
+        '"{\\"type\\":\\"trade\\",\\"data\\":[{\\"s\\":\\"\\ud800\\"}]}"',  # raw surrogate line
+        json.dumps({"type": "trade", "data": [good[2], {"s": "AAPL", "p": 1.0,
+                                                        "t": 2**63 - 1, "v": 1}]}),
+        json.dumps({"type": "trade", "data": [{"s": "MSFT", "p": 400.0, "t": 4_070_908_800_000,
+                                               "v": 3}]}),  # 2099-01-01, valid-looking
+        "{broken",
+        '{"type":"trade","data":[',
+        json.dumps({"type": "trade", "data": [good[3], good[4]]}),
+        json.dumps({"type": "trade", "data": [{"s": huge_symbol, "p": 1.0, "t": START_MS,
+                                               "v": 1}]}),
+        json.dumps({"type": "\u0001" * 400_000}),  # escapes six-fold in the dead letter
+        json.dumps({"type": "trade", "data": [{"s": "AAPL", "p": 1e308, "t": START_MS,
+                                               "v": 1e308}]}),
+        json.dumps({"type": "trade", "data": [good[5]]}),
+    ]
+    replay_file = tmp_path / "hostile.jsonl"
+    replay_file.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    producer = run_producer("replay", str(replay_file), "--speed", "1", *args)
+    # Good trades span 0.5 s of event time; a decades-long sleep would time this out.
+    assert producer.wait(timeout=120) == EXIT_OK, producer.output
+
+    trades = [avro_codec.decode(r.value) for r in consume(kafka_bootstrap, topic, len(good))]
+    assert sorted((t.symbol, t.price, t.volume, t.trade_ts, t.conditions) for t in trades) == [
+        (g["s"], g["p"], 10.0, g["t"], ("1",)) for g in good]
+    # Surrogates (escaped, and raw in a JSON-string line) and the huge symbol are
+    # bad_symbol; t = 2**63-1 and 2099 are future_trade_ts.
+    expected_codes = ["bad_notional", "bad_symbol", "bad_symbol", "bad_symbol",
+                      "future_trade_ts", "future_trade_ts", "invalid_json", "invalid_json",
+                      "unknown_type"]
+    dead_letters = consume(kafka_bootstrap, dead, len(expected_codes), timeout=60)
+    values = [json.loads(r.value) for r in dead_letters]
+    assert sorted(v["reason"].split(":")[0] for v in values) == expected_codes
+    assert all(len(r.value) <= 1024 * 1024 for r in dead_letters)
+    truncated = [v for v in values if v["truncated"]]
+    huge_item = json.dumps({"s": huge_symbol, "p": 1.0, "t": START_MS, "v": 1},
+                           separators=(",", ":"))
+    # The huge symbol fits whole (it is no longer the key too); the control characters
+    # would escape to 2.4 MB of JSON: cut to the budget and flagged.
+    assert huge_item in [v["raw"] for v in values]
+    assert [(v["reason"][:12], v["raw_chars"]) for v in truncated] == [
+        ("unknown_type", len(lines[9]))]
+    by_key = sorted((r.key or b"")[:20] for r in dead_letters)
+    assert by_key.count(b"AAPL") == 2 and b"MSFT" in by_key  # valid symbols key their letter
+    assert "producer: error" not in producer.output
+    assert f"trades_sent={len(good)} rejected={len(expected_codes)}" in producer.output
