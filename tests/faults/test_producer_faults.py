@@ -11,6 +11,7 @@ import time
 import pytest
 from conftest import FaultReport  # tests/faults/conftest.py
 from finnhub_server import FakeFinnhub
+from kafka import KafkaConsumer, TopicPartition
 from producer_testing import consume
 
 from producer.avro_codec import decode
@@ -21,6 +22,27 @@ from stack import kafka, lifecycle, process
 pytestmark = [pytest.mark.faults, pytest.mark.integration]
 
 SYMBOLS = ("BINANCE:BTCUSDT", "BINANCE:ETHUSDT", "AAPL")
+# Regenerated trades are parsed as if received long after their event times.
+RECEIVED = 1_767_225_600_000 + 30 * 86_400_000
+
+
+def wait_until(condition, what: str, timeout: float = 120.0) -> None:
+    """Poll an observable condition with a generous deadline (never a fixed sleep)."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.05)
+
+
+def records_in(bootstrap: str, topic: str) -> int:
+    """Records written to a topic so far (the sum of its partitions' end offsets)."""
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=None)
+    try:
+        partitions = [TopicPartition(topic, p)
+                      for p in consumer.partitions_for_topic(topic) or ()]
+        return sum(consumer.end_offsets(partitions).values())
+    finally:
+        consumer.close()
 
 
 def _identity(trade) -> tuple:
@@ -33,7 +55,7 @@ def expected_synthetic(count: int, seed: int, start_ms: int, event_rate: float) 
     trades = []
     for raw in generate_messages(SYMBOLS, seed=seed, start_ms=start_ms,
                                  event_rate=event_rate, count=count):
-        trades.extend(parse_message(raw, ingest_ts=0).trades)
+        trades.extend(parse_message(raw, ingest_ts=RECEIVED).trades)
     return trades
 
 
@@ -54,9 +76,12 @@ def test_broker_killed_and_restarted_while_producing(stack, make_topic, run_prod
     assert pid is not None
     killed_at = time.monotonic()
     os.kill(pid, signal.SIGKILL)
-    while process.is_alive(pid):
-        time.sleep(0.05)
-    time.sleep(5)  # the producer keeps generating while nobody listens
+    wait_until(lambda: not process.is_alive(pid), "the broker to die")
+    # The producer keeps generating while nobody listens: two more status lines (one a
+    # second) prove it ran on with the broker gone before the broker comes back.
+    status_lines = run.output.count("status:")
+    wait_until(lambda: run.output.count("status:") >= status_lines + 2
+               or run.process.poll() is not None, "the producer to run on without a broker")
     lifecycle.up(stack)
     outage = time.monotonic() - killed_at
 
@@ -106,12 +131,15 @@ def test_finnhub_connection_cut_repeatedly(stack, make_topic, run_producer,
                 if server.push_trades([{"s": s, "p": 100.0 + ts % 7, "t": ts, "v": 1.0}
                                        for s in SYMBOLS]):
                     delivered += len(SYMBOLS)
+            # The producer has read (and Kafka stored) what was sent before the cut.
+            wait_until(lambda d=delivered: records_in(stack.kafka_bootstrap, topic) >= d,
+                       f"phase {phase}'s trades in Kafka")
             if phase < cuts:
-                time.sleep(0.5)  # let the producer read what was sent before the cut
                 server.drop()
                 cut_at = time.monotonic()
                 # Finnhub does not replay: what it emits until the producer has
                 # resubscribed is gone; count it as the outage's cost.
+                # (Finnhub's feed is simulated as one trade per symbol every 10 ms.)
                 while server.subscribed(connection + 1) != set(SYMBOLS):
                     ts += 1
                     lost += len(SYMBOLS)
@@ -122,7 +150,6 @@ def test_finnhub_connection_cut_repeatedly(stack, make_topic, run_producer,
             subscribes = [m["symbol"] for m in server.client_messages(number)
                           if m.get("type") == "subscribe"]
             assert sorted(subscribes) == sorted(SYMBOLS), (number, server.client_messages())
-        time.sleep(1)
         assert run.stop() == 0, run.output
 
     records = consume(stack.kafka_bootstrap, topic, delivered, timeout=60)
