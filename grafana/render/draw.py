@@ -56,7 +56,7 @@ def format_value(value: Any, unit: str | None = None, decimals: int | None = Non
             if abs(value) >= factor:
                 value, suffix, decimals = value / factor, letter, max(decimals, 1)
                 break
-    text = f"{value:,.{decimals}f}{suffix}"
+    text = f"{value:.{decimals}f}{suffix}"
     return f"{text} {unit}" if unit in ("ms", "s", "%") else text
 
 

@@ -3,9 +3,9 @@
 Supported types: `custom` (comma-separated options, `text : value` pairs), `constant`,
 `textbox` and `query` (a CQL query through the plugin: first column the value, second
 the text; optional `regex` and `sort`). The selection is, in order: the caller's
-override, the dashboard's saved `current` value when it is still an option, the first
-option (`All` first when `includeAll`). `All` means every option's value, or the
-variable's `allValue` when it has one.
+override (any value, as in a Grafana URL), the dashboard's saved `current` value
+when it is still an option, the first option (`All` first when `includeAll`). `All`
+means every option's value, or the variable's `allValue` when it has one.
 """
 
 from __future__ import annotations
@@ -117,9 +117,10 @@ def select(variable: dict[str, Any], options: list[Option], wanted: Sequence[str
         return bool(choice) and (free or all(c in values for c in choice))
 
     if wanted:
-        if not valid(wanted):
-            raise RenderError(f"variable {name!r} has no option {list(wanted)!r}; options: "
-                              f"{values}{' and All' if include_all else ''}")
+        # Like a `var-name=value` URL parameter, an override may be a value the saved
+        # options do not list (another topic, a new symbol); only All must be offered.
+        if list(wanted) in ([ALL], ["All"]) and not include_all:
+            raise RenderError(f"variable {name!r} has no All option")
         choice = list(wanted)
     else:
         saved = _saved(variable)

@@ -153,8 +153,10 @@ def test_custom_all_constant_and_overrides() -> None:
         "symbol": ("AAPL", "MSFT", "BINANCE:BTCUSDT"), "topic": ("Market",)}
     assert resolve([CUSTOM], {"symbol": ["MSFT", "AAPL"]}) == {"symbol": ("MSFT", "AAPL")}
     assert resolve([{**CUSTOM, "allValue": ".*"}]) == {"symbol": (".*",)}
-    with pytest.raises(RenderError, match="has no option"):
-        resolve([CUSTOM], {"symbol": ["IBM"]})
+    # An override need not be a saved option (as in a Grafana URL); All must be offered.
+    assert resolve([CUSTOM], {"symbol": ["IBM"]}) == {"symbol": ("IBM",)}
+    with pytest.raises(RenderError, match="has no All option"):
+        resolve([{**CUSTOM, "includeAll": False}], {"symbol": ["All"]})
 
 
 def test_a_stale_saved_value_falls_back_to_the_first_option() -> None:
