@@ -85,6 +85,14 @@ bench: jars stack-up ## Benchmarks: producer throughput and end-to-end latency (
 	$(PY) -m bench.producer_throughput
 	$(PY) -m bench.e2e_latency
 
+.PHONY: dashboards
+dashboards: jars stack-up ## Refresh docs/img/*.png: the dashboards rendered after a short real pipeline run
+	DASHBOARDS_README_DIR=docs/img $(PY) -m pytest tests/grafana/test_render_pipeline.py -q
+
+.PHONY: grafana
+grafana: stack-up ## Grafana with the project's dashboards on the local Cassandra (grafana, docker or podman)
+	$(PY) -m grafana.local
+
 .PHONY: clean
 clean: stack-down ## Stop the stack and delete its data, checkpoints and test output (keeps jars)
 	rm -rf .work/stack .work/checkpoints .work/tests .work/run
