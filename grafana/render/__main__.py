@@ -165,4 +165,6 @@ def _check_var_names(dashboards: list[tuple[Path, dict]],
 
 if __name__ == "__main__":
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    # The driver's advice on load-balancing policies is noise for a one-shot reader.
+    logging.getLogger("cassandra").setLevel(logging.ERROR)
     sys.exit(main(parse_config()))

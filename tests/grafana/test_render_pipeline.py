@@ -9,6 +9,8 @@ README pictures from the same run, at a small scale.
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import uuid
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -35,8 +37,8 @@ def event_start(now: datetime) -> datetime:
 
 
 @pytest.fixture(scope="module")
-def rendered_run(kafka_bootstrap, stack, make_topic, make_keyspace, work_dir: Path,
-                 tmp_path_factory) -> tuple[Pipeline, datetime, datetime]:
+def rendered_run(kafka_bootstrap, stack, make_topic, make_keyspace,
+                 work_dir: Path) -> tuple[Pipeline, datetime, datetime]:
     root = work_dir / f"render-{uuid.uuid4().hex[:8]}"
     root.mkdir(parents=True)
     pipeline = Pipeline(make_topic(3), make_keyspace(), kafka_bootstrap, stack.host,
@@ -55,9 +57,6 @@ def rendered_run(kafka_bootstrap, stack, make_topic, make_keyspace, work_dir: Pa
 
 
 def run_synthetic(pipeline: Pipeline, start: datetime, event_rate: float) -> None:
-    import subprocess
-    import sys
-
     log = pipeline.root / "producer.log"
     with log.open("w") as out:
         proc = subprocess.run(
