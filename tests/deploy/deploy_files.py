@@ -18,6 +18,8 @@ K8S = ROOT / "k8s"
 GRAFANA = ROOT / "grafana"
 TERRAFORM = ROOT / "terraform"
 ANSIBLE = ROOT / "ansible"
+CRDS = K8S / "crds"
+APP_IMAGE = "market-pipeline"
 
 DATASOURCE_UID = "cassandra-market"
 DATASOURCE_TYPE = "hadesarchitect-cassandra-datasource"
@@ -62,10 +64,12 @@ def generator_sources() -> set[Path]:
 
 
 def manifest_paths() -> list[Path]:
+    """Resources and patches; not kustomize's own files, generator data or the CRD copies."""
     data = generator_sources()
     return sorted(
         path for path in [*K8S.rglob("*.yaml"), *K8S.rglob("*.yml")]
-        if path.name != "kustomization.yaml" and path.resolve() not in data
+        if path.name not in ("kustomization.yaml", "kustomizeconfig.yaml")
+        and path.resolve() not in data and not path.is_relative_to(CRDS)
     )
 
 
@@ -83,6 +87,47 @@ def pod_spec(manifest: Manifest) -> dict[str, Any] | None:
         spec = spec.get("jobTemplate", {}).get("spec", {})
     template = spec.get("template", {})
     return template.get("spec") if isinstance(template, dict) else None
+
+
+def spark_pod_specs(doc: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """A SparkApplication's driver and executor as pod specs with one container each,
+    the way the operator builds the pods (only the fields the checks look at)."""
+    if doc.get("kind") != "SparkApplication":
+        return {}
+    spec = doc.get("spec", {})
+    volumes = spec.get("volumes", [])
+    found: dict[str, dict[str, Any]] = {}
+    for role in ("driver", "executor"):
+        part = spec.get(role, {})
+        container = {
+            "name": f"spark-{role}",
+            "image": part.get("image", spec.get("image", "")),
+            "env": part.get("env", []),
+            "securityContext": part.get("securityContext", {}),
+            "volumeMounts": part.get("volumeMounts", []),
+        }
+        found[role] = {
+            "securityContext": part.get("podSecurityContext", {}),
+            "hostNetwork": part.get("hostNetwork", False),
+            "serviceAccountName": part.get("serviceAccount"),
+            "containers": [container],
+            "initContainers": part.get("initContainers", []),
+            "volumes": volumes,
+        }
+    return found
+
+
+def pod_specs(doc: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Every pod template of a rendered resource, by a short label."""
+    if doc.get("kind") == "SparkApplication":
+        return spark_pod_specs(doc)
+    spec = doc.get("spec", {})
+    if doc.get("kind") == "CronJob":
+        spec = spec.get("jobTemplate", {}).get("spec", {})
+    template = spec.get("template")
+    if isinstance(template, dict) and isinstance(template.get("spec"), dict):
+        return {"pod": template["spec"]}
+    return {}
 
 
 def is_patch(path: Path) -> bool:
