@@ -32,7 +32,10 @@ resource "google_container_cluster" "market" {
     }
   }
 
+  # The operators' and CI's networks (required variable): with none, nobody could
+  # reach the API, the Ansible run included.
   master_authorized_networks_config {
+    gcp_public_cidrs_access_enabled = false
     dynamic "cidr_blocks" {
       for_each = var.master_authorized_networks
       content {
@@ -51,6 +54,20 @@ resource "google_container_cluster" "market" {
   }
 
   enable_shielded_nodes = true
+  # Pod-to-pod traffic on one node shows in the VPC flow logs too.
+  enable_intranode_visibility = true
+
+  # Only Google identities (IAM) reach the API: no static client certificate.
+  master_auth {
+    client_certificate_config {
+      issue_client_certificate = false
+    }
+  }
+
+  resource_labels = {
+    app         = "market-pipeline"
+    environment = var.environment
+  }
 
   addons_config {
     gce_persistent_disk_csi_driver_config {
@@ -72,11 +89,14 @@ resource "google_container_cluster" "market" {
     }
   }
 
-  # Upgrades of the control plane and nodes only at night, on weekends.
+  # Upgrades of the control plane and nodes only on weekend nights: 00:00-08:00 UTC
+  # on Saturday and on Sunday. GKE refuses a policy that leaves less than 48 hours
+  # of maintenance in any 32 days; any 32 days hold at least four Saturdays and four
+  # Sundays, so at least 64 hours.
   maintenance_policy {
     recurring_window {
-      start_time = "2026-01-03T01:00:00Z"
-      end_time   = "2026-01-03T05:00:00Z"
+      start_time = "2026-01-03T00:00:00Z"
+      end_time   = "2026-01-03T08:00:00Z"
       recurrence = "FREQ=WEEKLY;BYDAY=SA,SU"
     }
   }
@@ -85,7 +105,8 @@ resource "google_container_cluster" "market" {
 }
 
 # One node per zone by default: three nodes for the three Kafka brokers and three
-# Cassandra nodes of the prod overlay (required anti-affinity per host).
+# Cassandra nodes of the prod overlay (required anti-affinity per host). The machine
+# type follows the environment (variable node_machine_types).
 resource "google_container_node_pool" "default" {
   name       = "default"
   cluster    = google_container_cluster.market.id
@@ -106,7 +127,7 @@ resource "google_container_node_pool" "default" {
   }
 
   node_config {
-    machine_type    = var.node_machine_type
+    machine_type    = var.node_machine_types[var.environment]
     disk_type       = "pd-balanced"
     disk_size_gb    = var.node_disk_size_gb
     image_type      = "COS_CONTAINERD"

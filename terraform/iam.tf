@@ -3,10 +3,8 @@
 #   instead of the project-wide Editor role of the default compute service account.
 # - deployer: what the Ansible playbook needs (apply manifests, read the pipeline's
 #   secrets). People and CI impersonate it; nobody holds its key.
-# No pipeline pod needs a Google API: with Workload Identity and the GKE metadata
-# server their Kubernetes service accounts map to no Google identity at all. A
-# workload that later needs one gets its own account here, bound to its Kubernetes
-# service account with roles/iam.workloadIdentityUser, as the deployer is to people.
+# With Workload Identity and the GKE metadata server, pods map to no Google identity
+# unless bound to one: only the Spark pods are (storage.tf, the checkpoint bucket).
 resource "google_service_account" "nodes" {
   account_id   = "${local.name}-nodes"
   display_name = "GKE nodes of ${local.name}"

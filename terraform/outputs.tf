@@ -18,6 +18,16 @@ output "image_repository" {
   value       = "${var.region}-docker.pkg.dev/${var.project_id}/${google_artifact_registry_repository.images.repository_id}/market-pipeline"
 }
 
+output "checkpoint_bucket" {
+  description = "GCS bucket of the stream job's checkpoints (STREAM_CHECKPOINT_ROOT gs://<bucket>/stream)."
+  value       = google_storage_bucket.checkpoints.name
+}
+
+output "spark_service_account" {
+  description = "Google service account of the Spark pods (iam.gke.io/gcp-service-account of spark-driver and spark-executor)."
+  value       = google_service_account.spark.email
+}
+
 output "deployer_service_account" {
   description = "Service account to impersonate when running ansible/site.yml."
   value       = google_service_account.deployer.email

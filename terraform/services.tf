@@ -8,6 +8,7 @@ locals {
     "iam.googleapis.com",
     "iamcredentials.googleapis.com",
     "secretmanager.googleapis.com",
+    "storage.googleapis.com",
   ])
   name = "market-${var.environment}"
 }

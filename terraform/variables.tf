@@ -73,8 +73,12 @@ variable "master_authorized_networks" {
     cidr_block   = string
     display_name = string
   }))
-  description = "Networks allowed to reach the public control plane endpoint (operators, CI). Empty means none: use a bastion or Cloud Shell inside the VPC."
-  default     = []
+  description = "Networks allowed to reach the control plane endpoint: the machines that run kubectl and the Ansible playbook (operators, CI runners), as /32 or small ranges. Required and never empty: the nodes are private and there is no bastion, so these are the only way to the API."
+
+  validation {
+    condition     = length(var.master_authorized_networks) > 0
+    error_message = "List at least one network that may reach the Kubernetes API (the operators' or CI's public address)."
+  }
 
   validation {
     condition     = alltrue([for n in var.master_authorized_networks : can(cidrhost(n.cidr_block, 0)) && n.cidr_block != "0.0.0.0/0"])
@@ -93,10 +97,18 @@ variable "release_channel" {
   }
 }
 
-variable "node_machine_type" {
-  type        = string
-  description = "Machine type of the node pool. e2-standard-4 (4 vCPU, 16 GB) fits one Kafka broker, one Cassandra node and the stateless pods per node."
-  default     = "e2-standard-4"
+variable "node_machine_types" {
+  type        = map(string)
+  description = "Machine type of the node pool per environment. A node holds one Kafka broker and one Cassandra node, and may hold the Spark driver, every executor and the stateless pods too: prod needs e2-standard-8 (8 vCPU, 32 GB) for that and still leaves GKE's system pods at least one vCPU; dev, with its smaller requests, fits e2-standard-4."
+  default = {
+    dev  = "e2-standard-4"
+    prod = "e2-standard-8"
+  }
+
+  validation {
+    condition     = alltrue([for env in ["dev", "prod"] : contains(keys(var.node_machine_types), env)])
+    error_message = "node_machine_types must name a machine type for dev and for prod."
+  }
 }
 
 variable "nodes_per_zone" {

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -116,3 +117,114 @@ def test_example_tfvars_sets_only_declared_variables() -> None:
 def test_state_and_tfvars_are_git_ignored() -> None:
     ignored = (ROOT / ".gitignore").read_text().split()
     assert {"*.tfstate", "*.tfvars", ".terraform/"} <= set(ignored)
+
+
+# ---------------------------------------------------------------- maintenance window
+
+WEEKDAYS = ("MO", "TU", "WE", "TH", "FR", "SA", "SU")
+
+
+def window_hours_in_worst_32_days(start: str, end: str, recurrence: str) -> float:
+    """Fewest maintenance hours any 32 consecutive days get from a daily or weekly
+    recurring window (counted day by day, whatever day the 32 days start on)."""
+    rule = dict(part.split("=", 1) for part in recurrence.split(";"))
+    fmt = "%Y-%m-%dT%H:%M:%SZ"
+    length = (datetime.strptime(end, fmt) - datetime.strptime(start, fmt)).total_seconds()
+    if rule["FREQ"] == "DAILY":
+        days = set(WEEKDAYS)
+    elif rule["FREQ"] == "WEEKLY":
+        days = set(rule.get("BYDAY", WEEKDAYS[datetime.strptime(start, fmt).weekday()])
+                   .split(","))
+    else:
+        raise ValueError(f"unsupported recurrence {recurrence}")
+    return min(sum(length for day in range(first, first + 32) if WEEKDAYS[day % 7] in days)
+               for first in range(7)) / 3600
+
+
+def test_maintenance_window_counter() -> None:
+    # The counter itself, on cases worked out by hand.
+    sat = "2026-01-03T01:00:00Z"
+    assert window_hours_in_worst_32_days(sat, "2026-01-03T05:00:00Z",
+                                         "FREQ=WEEKLY;BYDAY=SA,SU") == 32
+    assert window_hours_in_worst_32_days(sat, "2026-01-03T05:00:00Z", "FREQ=DAILY") == 128
+    assert window_hours_in_worst_32_days(sat, "2026-01-03T13:00:00Z",
+                                         "FREQ=WEEKLY;BYDAY=SA") == 48
+
+
+def test_maintenance_window_gives_gke_48_hours_in_32_days() -> None:
+    (cluster,) = [body for rtype, _, body in resources() if rtype == "google_container_cluster"]
+    (policy,) = cluster["maintenance_policy"]
+    (window,) = policy["recurring_window"]
+    hours = window_hours_in_worst_32_days(window["start_time"], window["end_time"],
+                                          window["recurrence"])
+    assert hours >= 48, f"GKE refuses a maintenance policy with {hours} h in 32 days"
+    # GKE also wants each window to last at least four hours.
+    fmt = "%Y-%m-%dT%H:%M:%SZ"
+    length = datetime.strptime(window["end_time"], fmt) - datetime.strptime(
+        window["start_time"], fmt)
+    assert length.total_seconds() >= 4 * 3600
+
+
+# ---------------------------------------------------------------- API access
+
+def variables() -> dict[str, dict[str, Any]]:
+    return {name: body for _, block in blocks("variable") for name, body in block.items()}
+
+
+def test_someone_can_reach_the_control_plane() -> None:
+    # Private nodes and no bastion: the authorised networks are the only way in, so
+    # an empty list must not be possible, let alone the default.
+    networks = variables()["master_authorized_networks"]
+    assert "default" not in networks
+    conditions = " ".join(v["condition"] for v in networks["validation"])
+    assert "length(var.master_authorized_networks) > 0" in conditions
+    assert "Cloud Shell" not in networks["description"], "Cloud Shell is outside the VPC"
+    example = hcl2.loads((TERRAFORM / "terraform.tfvars.example").read_text())
+    assert example["master_authorized_networks"]
+    (cluster,) = [body for rtype, _, body in resources() if rtype == "google_container_cluster"]
+    (config,) = cluster["master_authorized_networks_config"]
+    assert "cidr_blocks" in str(config)
+    (private,) = cluster["private_cluster_config"]
+    assert private["enable_private_endpoint"] is False, "the networks reach the public endpoint"
+
+
+# ---------------------------------------------------------------- checkpoints on GCS
+
+def resource(rtype: str, name: str) -> dict[str, Any]:
+    (body,) = [b for t, n, b in resources() if (t, n) == (rtype, name)]
+    return body
+
+
+def test_checkpoint_bucket_is_private_and_expires_only_old_versions() -> None:
+    bucket = resource("google_storage_bucket", "checkpoints")
+    assert bucket["uniform_bucket_level_access"] is True
+    assert bucket["public_access_prevention"] == "enforced"
+    assert bucket["name"] == "${var.project_id}-${local.name}-checkpoints"
+    rules = bucket["lifecycle_rule"]
+    assert rules, "no lifecycle rule"
+    for rule in rules:
+        (action,) = rule["action"]
+        (condition,) = rule["condition"]
+        if action["type"] == "Delete":
+            # A live checkpoint file may be as old as the query: never delete by age.
+            assert condition.get("with_state") == "ARCHIVED", rule
+            assert "days_since_noncurrent_time" in condition or "num_newer_versions" in condition
+    (versioning,) = bucket["versioning"]
+    assert versioning["enabled"] is True
+
+
+def test_workload_identity_binds_exactly_the_spark_service_accounts() -> None:
+    binding = resource("google_service_account_iam_member", "spark_workload_identity")
+    assert binding["role"] == "roles/iam.workloadIdentityUser"
+    assert binding["member"] == (
+        "serviceAccount:${var.project_id}.svc.id.goog[market/${each.value}]")
+    assert "spark-driver" in binding["for_each"] and "spark-executor" in binding["for_each"]
+    access = resource("google_storage_bucket_iam_member", "spark_checkpoints")
+    assert access["role"] == "roles/storage.objectUser"
+    assert access["bucket"] == "${google_storage_bucket.checkpoints.name}"
+    # The Kubernetes side names the same account: market-<environment>-spark.
+    account = resource("google_service_account", "spark")
+    assert account["account_id"] == "${local.name}-spark"
+    for overlay, env in (("base/stream-processor", "dev"), ("overlays/prod", "prod")):
+        text = "\n".join(p.read_text() for p in (ROOT / "k8s" / overlay).glob("*.yaml"))
+        assert f"market-{env}-spark@PROJECT_ID.iam.gserviceaccount.com" in text
