@@ -9,7 +9,7 @@ from typing import Any
 
 import hcl2
 import yaml
-from deploy_files import ANSIBLE, TERRAFORM, is_patch, manifests, pod_spec
+from deploy_files import ANSIBLE, CRDS, TERRAFORM, is_patch, manifests, pod_spec, spark_pod_specs
 
 SECRET_VARS = re.compile(r"secrets_(values|versions|plain)")
 
@@ -33,7 +33,8 @@ def secrets_defaults() -> list[dict[str, Any]]:
 def test_playbook_layout() -> None:
     (play,) = yaml.safe_load((ANSIBLE / "site.yml").read_text())
     roles = [r["role"] if isinstance(r, dict) else r for r in play["roles"]]
-    assert roles == ["secrets", "deploy"], "secrets must exist before the workloads start"
+    # Secrets before the workloads; the operator (and its CRD) before a SparkApplication.
+    assert roles == ["secrets", "spark_operator", "deploy"]
     assert (ANSIBLE / "inventory.example.yml").is_file()
     assert (ANSIBLE / "requirements.yml").is_file()
 
@@ -68,9 +69,10 @@ def test_secrets_are_not_applied_client_side() -> None:
 def test_kubernetes_secret_names_match_the_manifests() -> None:
     referenced: dict[str, set[str]] = {}
     for manifest in manifests():
-        if is_patch(manifest.path) or pod_spec(manifest) is None:
+        if is_patch(manifest.path):
             continue
-        for container in (pod_spec(manifest) or {}).get("containers", []):
+        specs = [pod_spec(manifest), *spark_pod_specs(manifest.doc).values()]
+        for container in [c for spec in specs if spec for c in spec.get("containers", [])]:
             for env in container.get("env", []):
                 ref = env.get("valueFrom", {}).get("secretKeyRef")
                 if ref:
@@ -91,3 +93,30 @@ def test_secret_manager_ids_match_terraform() -> None:
     group_vars = yaml.safe_load((ANSIBLE / "group_vars" / "all.yml").read_text())
     assert group_vars["resource_prefix"] == "market-{{ environment_name }}"
     assert 'name = "market-${var.environment}"' in (TERRAFORM / "services.tf").read_text()
+
+
+def test_spark_operator_chart_is_pinned_to_the_crd_copy() -> None:
+    defaults = yaml.safe_load((ANSIBLE / "roles" / "spark_operator" / "defaults" / "main.yml")
+                              .read_text())
+    version = defaults["spark_operator_chart_version"]
+    assert re.fullmatch(r"\d+\.\d+\.\d+", str(version)), version
+    # The CRD the tests validate against comes from the same chart version.
+    assert f"version {version}" in (CRDS / "README.md").read_text()
+    (install,) = [task for _, task in tasks() if "kubernetes.core.helm" in task]
+    helm = install["kubernetes.core.helm"]
+    assert helm["chart_version"] == "{{ spark_operator_chart_version }}"
+    assert helm["chart_repo_url"] == "{{ spark_operator_chart_repo_url }}"
+    assert defaults["spark_operator_values"]["spark"]["jobNamespaces"] == ["{{ k8s_namespace }}"]
+    # The manifests bring the driver's least-privilege account; the chart adds none.
+    assert defaults["spark_operator_values"]["spark"]["rbac"]["create"] is False
+
+
+def test_deploy_removes_the_single_pod_release_and_fills_in_the_project() -> None:
+    defaults = yaml.safe_load((ANSIBLE / "roles" / "deploy" / "defaults" / "main.yml")
+                              .read_text())
+    removed = {(item["kind"], item["name"]) for item in defaults["deploy_removed"]}
+    assert removed == {("Deployment", "stream-processor"),
+                       ("PersistentVolumeClaim", "stream-checkpoints")}
+    text = (ANSIBLE / "roles" / "deploy" / "tasks" / "main.yml").read_text()
+    assert "replace(deploy_project_placeholder, gcp_project_id)" in text
+    assert "deployment/stream-processor" not in text
