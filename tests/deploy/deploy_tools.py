@@ -23,7 +23,7 @@ def tool(name: str) -> Path:
     """Path of an installed tool: kustomize from the Go proxy, the others from PyPI."""
     path = TOOLS / "bin" / name if name == "kustomize" else TOOLS / "venv" / "bin" / name
     if not path.is_file():
-        message = f"{path.relative_to(ROOT)} is missing: run `make deploy-tools`"
+        message = f"{path} is missing: run `make deploy-tools`"
         if os.environ.get("CI") == "true":
             pytest.fail(message, pytrace=False)
         pytest.skip(message)

@@ -168,7 +168,14 @@ def test_prod_runs_the_stream_job_on_the_spark_operator(
     assert envfrom == {settings["metadata"]["name"]}, "hashed ConfigMap name not followed"
     assert settings["data"]["STREAM_CHECKPOINT_ROOT"] == (
         "gs://PROJECT_ID-market-prod-checkpoints/stream")
-    assert not {"STREAM_WATERMARK", "STREAM_AGGREGATE_TRIGGER_INTERVAL"} & settings["data"].keys()
+    # Only settings the job reads: a misspelt or retired variable would be ignored.
+    job_source = "\n".join(path.read_text() for path in (ROOT / "jobs").glob("*.py"))
+    unread = [key for key in settings["data"] if f'"{key}"' not in job_source]
+    assert unread == []
+    assert settings["data"].keys() <= {
+        "KAFKA_BOOTSTRAP_SERVERS", "KAFKA_TOPIC", "CASSANDRA_HOST", "CASSANDRA_PORT",
+        "CASSANDRA_KEYSPACE", "STREAM_CHECKPOINT_ROOT", "STREAM_MOVING_WINDOW",
+        "STREAM_MOVING_SLIDE", "STREAM_TRIGGER_INTERVAL"}
     # Every jar the job needs is in the image, on both classpaths.
     assert spec["sparkConf"]["spark.driver.extraClassPath"] == "/opt/app/jars/*"
     assert spec["sparkConf"]["spark.executor.extraClassPath"] == "/opt/app/jars/*"
@@ -367,3 +374,16 @@ def test_every_skipped_checkov_check_is_justified() -> None:
         (index,) = [i for i, line in enumerate(lines) if line.strip() == f"- {check}"]
         comment = lines[index - 1].strip()
         assert comment.startswith("#") and len(comment) > 30, f"{check} has no reason"
+
+
+def test_a_missing_tool_fails_in_ci_and_skips_elsewhere(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    import deploy_tools
+
+    monkeypatch.setattr(deploy_tools, "TOOLS", tmp_path)
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(pytest.fail.Exception, match="make deploy-tools"):
+        deploy_tools.tool("kustomize")
+    monkeypatch.delenv("CI")
+    with pytest.raises(pytest.skip.Exception, match="make deploy-tools"):
+        deploy_tools.tool("checkov")
