@@ -26,19 +26,13 @@ def error_summary(text: str) -> str:
     return causes[-1] if causes else (lines[0] if lines else text)
 
 
-def late_rows_dropped(progress: Any) -> int:
-    """Rows the stateful operators dropped as later than the watermark in this batch."""
-    return sum(op.numRowsDroppedByWatermark for op in progress.stateOperators)
-
-
 def progress_line(progress: Any) -> str:
-    watermark = (progress.eventTime or {}).get("watermark", "-")
+    durations = progress.durationMs or {}
     return (
         f"progress query={progress.name} batch={progress.batchId}"
         f" input_rows={progress.numInputRows}"
         f" rows_per_s={progress.processedRowsPerSecond:.1f}"
-        f" watermark={watermark}"
-        f" late_rows_dropped={late_rows_dropped(progress)}"
+        f" trigger_ms={durations.get('triggerExecution', 0)}"
     )
 
 
@@ -49,13 +43,7 @@ class ProgressLogger(StreamingQueryListener):
         log.info("started query=%s id=%s run=%s", event.name, event.id, event.runId)
 
     def onQueryProgress(self, event: Any) -> None:
-        line = progress_line(event.progress)
-        # Late rows are not lost (they are in `trades`), but the aggregates miss them
-        # until jobs.recompute runs over their range: make them stand out.
-        if late_rows_dropped(event.progress):
-            log.warning("%s (run jobs.recompute over their time range)", line)
-        else:
-            log.info("%s", line)
+        log.debug("%s", progress_line(event.progress))
 
     def onQueryIdle(self, event: Any) -> None:
         pass
@@ -72,3 +60,4 @@ def configure_logging(level: int = logging.INFO) -> None:
     logging.basicConfig(level=level, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("py4j").setLevel(logging.WARNING)
+    logging.getLogger("cassandra").setLevel(logging.WARNING)

@@ -2,12 +2,14 @@
 
     python -m jobs.recompute --from 2024-03-01T23:56:00Z --to 2024-03-02T00:00:00Z
 
-The stream drops trades that arrive later than its watermark from the aggregates
-(they are in `trades` regardless, and the stream logs how many it dropped). This
-job rewrites, with the stream's own aggregation functions, every window that
-overlaps [from, to): minute windows and moving-mean windows alike. A sliding
-window can reach up to one window length beyond the range, so the job reads that
-margin of trades on both sides; every window it writes is then fully determined.
+The stream job counts every trade in its windows however late it arrives, so this
+is for rebuilding: after restoring `trades` from a backup, after the stream ran from
+a new checkpoint with --starting-offsets latest (its panes then miss what came
+before), or to check the stream against an independent computation. It rewrites,
+straight from `trades`, every window that overlaps [from, to): minute windows and
+moving-mean windows alike. A sliding window can reach up to one window length beyond
+the range, so the job reads that margin of trades on both sides; every window it
+writes is then fully determined.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import os
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime, timedelta
 
 from pyspark.sql import DataFrame
 
@@ -45,27 +47,16 @@ class RecomputeConfig:
     symbols: tuple[str, ...] = ()
 
 
-def utc_timestamp(text: str) -> datetime:
-    """argparse type: ISO 8601; a time without offset is taken as UTC."""
-    try:
-        value = datetime.fromisoformat(text.strip())
-    except ValueError as err:
-        raise argparse.ArgumentTypeError(f"not an ISO 8601 timestamp: {text!r}") from err
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=timezone.utc)
-    return value.astimezone(timezone.utc)
-
-
 def build_parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m jobs.recompute", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     add = parser.add_argument
     start, end = env.get("RECOMPUTE_FROM"), env.get("RECOMPUTE_TO")
-    add("--from", dest="start", type=utc_timestamp, required=not start,
-        default=utc_timestamp(start) if start else None,
+    add("--from", dest="start", type=settings.utc_timestamp, required=not start,
+        default=settings.utc_timestamp(start) if start else None,
         help="range start, inclusive (env RECOMPUTE_FROM)")
-    add("--to", dest="end", type=utc_timestamp, required=not end,
-        default=utc_timestamp(end) if end else None,
+    add("--to", dest="end", type=settings.utc_timestamp, required=not end,
+        default=settings.utc_timestamp(end) if end else None,
         help="range end, exclusive (env RECOMPUTE_TO)")
     add("--symbols", default=env_default(env, "RECOMPUTE_SYMBOLS", ""),
         help="comma-separated; reads only their partitions (default: every symbol; "
@@ -86,14 +77,14 @@ def parse_config(argv: Sequence[str], env: Mapping[str, str]) -> RecomputeConfig
         end=args.end,
         cassandra=settings.cassandra_target(args, env),
         spark=settings.spark_launch(args),
-        windows=settings.window_spec(args),
+        windows=settings.window_spec(parser, args),
         symbols=tuple(s.strip() for s in args.symbols.split(",") if s.strip()),
     )
 
 
 def read_margin(windows: WindowSpec) -> timedelta:
     """How far beyond the range a window overlapping it can reach."""
-    return max(MINUTE, settings.parse_duration(windows.moving_length))
+    return max(MINUTE, windows.moving_length)
 
 
 def utc_days(start: datetime, end: datetime) -> list[date]:
@@ -109,14 +100,10 @@ def recomputed(
 
     `trades` must hold every trade within read_margin() of the range.
     """
-    minutes = (
-        trades
-        .transform(minute_windows(windows.watermark))
-        .transform(windows_overlapping(start, end))
-    )
+    minutes = trades.transform(minute_windows).transform(windows_overlapping(start, end))
     means = (
         trades
-        .transform(moving_means(windows.moving_length, windows.moving_slide, windows.watermark))
+        .transform(moving_means(windows.moving_length, windows.moving_slide))
         .transform(windows_overlapping(start, end))
     )
     return minutes, means

@@ -11,7 +11,7 @@ import argparse
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -40,12 +40,27 @@ def parse_duration(text: str) -> timedelta:
 
 def duration(text: str) -> str:
     """argparse type: validates a duration early, keeps Spark's spelling of it."""
+    positive_duration(text)
+    return text.strip()
+
+
+def positive_duration(text: str) -> timedelta:
+    """argparse type: a duration greater than zero, as a timedelta."""
     try:
-        if parse_duration(text) <= timedelta(0):
+        value = parse_duration(text)
+        if value <= timedelta(0):
             raise ValueError(f"duration must be positive: {text!r}")
     except ValueError as err:
         raise argparse.ArgumentTypeError(str(err)) from err
-    return text.strip()
+    return value
+
+
+def whole_seconds(text: str) -> timedelta:
+    """argparse type: a positive duration of whole seconds (window lengths and slides)."""
+    value = positive_duration(text)
+    if value.total_seconds() != int(value.total_seconds()):
+        raise argparse.ArgumentTypeError(f"must be whole seconds: {text!r}")
+    return value
 
 
 @dataclass(frozen=True)
@@ -83,9 +98,21 @@ class SparkLaunch:
 
 @dataclass(frozen=True)
 class WindowSpec:
-    watermark: str = "30 seconds"
-    moving_length: str = "5 minutes"
-    moving_slide: str = "30 seconds"
+    """The moving-mean windows; minute windows are fixed. No watermark: see jobs.panes."""
+
+    moving_length: timedelta = timedelta(minutes=5)
+    moving_slide: timedelta = timedelta(seconds=30)
+
+
+def utc_timestamp(text: str) -> datetime:
+    """argparse type: ISO 8601; a time without offset is taken as UTC."""
+    try:
+        value = datetime.fromisoformat(text.strip())
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(f"not an ISO 8601 timestamp: {text!r}") from err
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=timezone.utc)
+    return value.astimezone(timezone.utc)
 
 
 def env_default(environ: Mapping[str, str], name: str, default: str) -> str:
@@ -119,12 +146,10 @@ def add_spark_options(parser: argparse.ArgumentParser, env: Mapping[str, str]) -
 
 def add_window_options(parser: argparse.ArgumentParser, env: Mapping[str, str]) -> None:
     add = parser.add_argument
-    add("--watermark", type=duration, default=env_default(env, "STREAM_WATERMARK", "30 seconds"),
-        help="event-time watermark delay (env STREAM_WATERMARK)")
-    add("--moving-window", type=duration,
+    add("--moving-window", type=whole_seconds,
         default=env_default(env, "STREAM_MOVING_WINDOW", "5 minutes"),
         help="moving-mean window length (env STREAM_MOVING_WINDOW)")
-    add("--moving-slide", type=duration,
+    add("--moving-slide", type=whole_seconds,
         default=env_default(env, "STREAM_MOVING_SLIDE", "30 seconds"),
         help="moving-mean window slide (env STREAM_MOVING_SLIDE)")
 
@@ -149,9 +174,7 @@ def spark_launch(args: argparse.Namespace) -> SparkLaunch:
     )
 
 
-def window_spec(args: argparse.Namespace) -> WindowSpec:
-    return WindowSpec(
-        watermark=args.watermark,
-        moving_length=args.moving_window,
-        moving_slide=args.moving_slide,
-    )
+def window_spec(parser: argparse.ArgumentParser, args: argparse.Namespace) -> WindowSpec:
+    if args.moving_slide > args.moving_window:
+        parser.error("--moving-slide must not be longer than --moving-window")
+    return WindowSpec(moving_length=args.moving_window, moving_slide=args.moving_slide)

@@ -2,18 +2,15 @@
 
 Every table is keyed deterministically (Kafka coordinates, symbol + window), so a
 write is an idempotent upsert: a micro-batch replayed after a crash, or a recompute,
-rewrites the same rows.
+rewrites the same rows. (The stream job's few pane and window rows per batch go
+through jobs.pane_store instead.)
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 from pyspark.sql import DataFrame
 
 from jobs.sources import CASSANDRA_FORMAT
-
-BatchWriter = Callable[[DataFrame, int], None]
 
 
 def write_table(rows: DataFrame, keyspace: str, table: str) -> None:
@@ -28,12 +25,3 @@ def write_table(rows: DataFrame, keyspace: str, table: str) -> None:
         .option("spark.cassandra.output.ignoreNulls", "true")
         .save()
     )
-
-
-def write_batch(keyspace: str, table: str) -> BatchWriter:
-    """A foreachBatch function upserting each micro-batch into keyspace.table."""
-
-    def write(batch: DataFrame, batch_id: int) -> None:
-        write_table(batch, keyspace, table)
-
-    return write

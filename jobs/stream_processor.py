@@ -6,10 +6,12 @@
 Imports are absolute (`jobs.…`): submitted as a file, the project must be on
 PYTHONPATH or in --py-files.
 
-Four independent streaming queries read the topic, each with its own queryName and
-checkpoint <checkpoint-root>/<query name>; each upserts its Cassandra table from
-foreachBatch. Every table is keyed deterministically, so a restart from the
-checkpoints (at-least-once replay of the last batch) is exactly-once in effect.
+One streaming query reads the topic and decodes each micro-batch once, then writes
+every table from foreachBatch (jobs.stream_batch); its checkpoint is
+<checkpoint-root>/market. Aggregates are merged from per-pane partials (jobs.panes):
+no watermark, so a trade is counted in its windows however late it arrives. Every
+write is idempotent, so a restart from the checkpoint (which replays the last,
+unfinished batch) is exactly-once in effect.
 Cassandra credentials: env CASSANDRA_USERNAME / CASSANDRA_PASSWORD only.
 """
 
@@ -26,27 +28,24 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from cassandra import DriverException
+from cassandra.cluster import NoHostAvailable
 from pyspark.errors import StreamingQueryException
 from pyspark.sql import SparkSession
 from pyspark.sql.streaming import StreamingQuery
 
-from jobs import checkpoints, settings
+from jobs import checkpoints, pane_store, settings
 from jobs.progress import ProgressLogger, configure_logging, error_summary
 from jobs.session import start_session
 from jobs.settings import CassandraTarget, SparkLaunch, WindowSpec, env_default
-from jobs.sinks import write_batch
 from jobs.sources import KafkaTopic, read_stream
-from jobs.transforms import (
-    Transform,
-    chain,
-    decode_trades,
-    minute_windows,
-    moving_means,
-    rejected_records,
-    valid_trades,
-)
+from jobs.stream_batch import BatchPlan, BatchProcessor, BatchReport
+from jobs.transforms import TradeBounds
 
 log = logging.getLogger("jobs.stream_processor")
+
+# The query's name, and its checkpoint folder below the checkpoint root.
+QUERY_NAME = "market"
 
 
 @dataclass(frozen=True)
@@ -55,21 +54,11 @@ class StreamConfig:
     cassandra: CassandraTarget
     spark: SparkLaunch
     windows: WindowSpec
+    bounds: TradeBounds = field(default_factory=TradeBounds)
     avro_schema: Path = settings.DEFAULT_SCHEMA
     checkpoint_root: str = str(settings.PROJECT_ROOT / ".work" / "checkpoints")
-    trigger_interval: str = "2 seconds"
-    aggregate_trigger_interval: str = "10 seconds"
+    trigger_interval: str = "250 milliseconds"
     available_now: bool = False
-
-
-@dataclass(frozen=True)
-class QueryPlan:
-    """One streaming query; `name` is its queryName, checkpoint folder and table."""
-
-    name: str
-    transform: Transform = field(repr=False)
-    output_mode: str
-    trigger_interval: str
 
 
 def build_parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
@@ -84,23 +73,28 @@ def build_parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
         help="earliest|latest|JSON, first start only (env STREAM_STARTING_OFFSETS)")
     add("--max-offsets-per-trigger", type=int,
         default=int(env_default(env, "STREAM_MAX_OFFSETS_PER_TRIGGER", "0")),
-        help="records per micro-batch and query, 0 = no limit (env STREAM_MAX_OFFSETS_PER_TRIGGER)")
+        help="records per micro-batch, 0 = no limit (env STREAM_MAX_OFFSETS_PER_TRIGGER)")
     add("--trigger-interval", type=settings.duration,
-        default=env_default(env, "STREAM_TRIGGER_INTERVAL", "2 seconds"),
-        help="trades and rejected_records queries (env STREAM_TRIGGER_INTERVAL)")
-    add("--aggregate-trigger-interval", type=settings.duration,
-        default=env_default(env, "STREAM_AGGREGATE_TRIGGER_INTERVAL", "10 seconds"),
-        help="minute_trades and moving_means queries (env STREAM_AGGREGATE_TRIGGER_INTERVAL)")
+        default=env_default(env, "STREAM_TRIGGER_INTERVAL", StreamConfig.trigger_interval),
+        help="how often a micro-batch may start (env STREAM_TRIGGER_INTERVAL)")
     add("--checkpoint-root",
         default=env_default(env, "STREAM_CHECKPOINT_ROOT", StreamConfig.checkpoint_root),
-        help="a folder or URI, for one topic and keyspace; one checkpoint per query below it"
-             " (env STREAM_CHECKPOINT_ROOT)")
+        help=f"a folder or URI, for one topic and keyspace; the query's checkpoint is"
+             f" <root>/{QUERY_NAME} (env STREAM_CHECKPOINT_ROOT)")
     add("--avro-schema", type=Path,
         default=Path(env_default(env, "STREAM_AVRO_SCHEMA", str(settings.DEFAULT_SCHEMA))),
         help="Avro schema of the records (env STREAM_AVRO_SCHEMA)")
     add("--available-now", action="store_true",
         default=env_default(env, "STREAM_AVAILABLE_NOW", "0").lower() in ("1", "true", "yes"),
         help="process what the topic holds now, then exit (env STREAM_AVAILABLE_NOW=1)")
+    add("--max-clock-skew", type=settings.positive_duration,
+        default=env_default(env, "STREAM_MAX_CLOCK_SKEW", "60 seconds"),
+        help="a trade dated later than its Kafka timestamp plus this is rejected as"
+             " future_trade_ts (env STREAM_MAX_CLOCK_SKEW)")
+    add("--min-trade-ts", type=settings.utc_timestamp,
+        default=env_default(env, "STREAM_MIN_TRADE_TS",
+                            TradeBounds.min_trade_ts.isoformat()),
+        help="a trade dated before this is rejected as stale_trade_ts (env STREAM_MIN_TRADE_TS)")
     settings.add_window_options(parser, env)
     settings.add_cassandra_options(parser, env)
     settings.add_spark_options(parser, env)
@@ -108,7 +102,8 @@ def build_parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
 
 
 def parse_config(argv: Sequence[str], env: Mapping[str, str]) -> StreamConfig:
-    args = build_parser(env).parse_args(argv)
+    parser = build_parser(env)
+    args = parser.parse_args(argv)
     root = args.checkpoint_root
     if "://" not in root:
         root = str(Path(root).resolve())
@@ -121,51 +116,38 @@ def parse_config(argv: Sequence[str], env: Mapping[str, str]) -> StreamConfig:
         ),
         cassandra=settings.cassandra_target(args, env),
         spark=settings.spark_launch(args),
-        windows=settings.window_spec(args),
+        windows=settings.window_spec(parser, args),
+        bounds=TradeBounds(max_clock_skew=args.max_clock_skew, min_trade_ts=args.min_trade_ts),
         avro_schema=args.avro_schema.resolve(),
         checkpoint_root=root,
         trigger_interval=args.trigger_interval,
-        aggregate_trigger_interval=args.aggregate_trigger_interval,
         available_now=args.available_now,
     )
 
 
-# The queries' names: each is also its checkpoint folder and its Cassandra table.
-QUERY_NAMES = ("rejected_records", "trades", "minute_trades", "moving_means")
+def batch_plan(config: StreamConfig) -> BatchPlan:
+    return BatchPlan(keyspace=config.cassandra.keyspace, topic=config.kafka.topic,
+                     schema_json=config.avro_schema.read_text(), windows=config.windows,
+                     bounds=config.bounds)
 
 
-def query_plans(config: StreamConfig, schema_json: str) -> list[QueryPlan]:
-    """The four queries; each decodes on its own so that each can fail and restart alone."""
-    windows = config.windows
-    decode = decode_trades(schema_json)
-    trades = chain(decode, valid_trades)
-    raw, aggregate = config.trigger_interval, config.aggregate_trigger_interval
-    return [
-        QueryPlan("rejected_records", chain(decode, rejected_records()), "append", raw),
-        QueryPlan("trades", trades, "append", raw),
-        QueryPlan("minute_trades", chain(trades, minute_windows(windows.watermark)),
-                  "update", aggregate),
-        QueryPlan("moving_means",
-                  chain(trades, moving_means(windows.moving_length, windows.moving_slide,
-                                             windows.watermark)),
-                  "update", aggregate),
-    ]
+def log_batch(report: BatchReport) -> None:
+    log.info("%s", report.line())
 
 
-def start_query(spark: SparkSession, plan: QueryPlan, config: StreamConfig) -> StreamingQuery:
+def start_query(spark: SparkSession, config: StreamConfig,
+                processor: BatchProcessor) -> StreamingQuery:
     writer = (
         read_stream(spark, config.kafka)
-        .transform(plan.transform)
         .writeStream
-        .queryName(plan.name)
-        .outputMode(plan.output_mode)
-        .option("checkpointLocation", f"{config.checkpoint_root.rstrip('/')}/{plan.name}")
-        .foreachBatch(write_batch(config.cassandra.keyspace, plan.name))
+        .queryName(QUERY_NAME)
+        .option("checkpointLocation", f"{config.checkpoint_root.rstrip('/')}/{QUERY_NAME}")
+        .foreachBatch(processor)
     )
     if config.available_now:
         writer = writer.trigger(availableNow=True)
     else:
-        writer = writer.trigger(processingTime=plan.trigger_interval)
+        writer = writer.trigger(processingTime=config.trigger_interval)
     return writer.start()
 
 
@@ -206,36 +188,44 @@ def stop_on_signals(stop: threading.Event) -> None:
         signal.signal(signum, request_stop)
 
 
-def run(spark: SparkSession, config: StreamConfig) -> int:
-    schema_json = config.avro_schema.read_text()
+def run(spark: SparkSession, config: StreamConfig, store: pane_store.PaneStore) -> int:
     spark.streams.addListener(ProgressLogger())
-    queries = [start_query(spark, plan, config) for plan in query_plans(config, schema_json)]
+    query = start_query(spark, config, BatchProcessor(batch_plan(config), store, log_batch))
     stop = threading.Event()
     stop_on_signals(stop)
-    failed = await_queries(spark, queries, stop)
-    stop_all(queries)
+    failed = await_queries(spark, [query], stop)
+    stop_all([query])
     if failed is None:
-        log.info("all queries stopped")
+        log.info("stopped")
         return 0
     message = str(failed.exception())
     log.error("query %s failed: %s\n%s", failed.name, error_summary(message), message)
-    return 1
+    # Settings a restart cannot change: tell a supervisor not to retry.
+    return 2 if "RunSettingsError" in message else 1
 
 
 def main(config: StreamConfig) -> int:
     log.info("starting with %s", config)
     try:
-        checkpoints.probe(config.checkpoint_root, QUERY_NAMES)
+        checkpoints.probe(config.checkpoint_root, [QUERY_NAME])
     except checkpoints.CheckpointError as err:
         # A restart cannot fix this; exit 2 tells the supervisor not to try.
         log.error("%s; free space or fix the folder, or set --checkpoint-root "
                   "(env STREAM_CHECKPOINT_ROOT)", err)
         return 2
+    try:
+        cluster, store = pane_store.open_store(config.cassandra)
+    except (DriverException, NoHostAvailable) as err:
+        # Cassandra down or the schema not applied: a later restart may well succeed.
+        log.error("Cassandra keyspace %s is not usable: %s; is Cassandra up and the schema"
+                  " applied (python -m stack schema)?", config.cassandra.keyspace, err)
+        return 1
     spark = start_session("market-stream-processor", config.spark, config.cassandra)
     try:
-        return run(spark, config)
+        return run(spark, config, store)
     finally:
         spark.stop()
+        cluster.shutdown()
 
 
 if __name__ == "__main__":

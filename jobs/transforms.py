@@ -1,16 +1,17 @@
 """Pure transformations of the market pipeline: Kafka records -> trades -> aggregates.
 
-Nothing here reads or writes anything: the stream job and the batch recompute apply
-the very same functions, so a recomputed window equals what the stream would have
-written had no trade been late. Parametrised transforms return a function meant for
-`df.transform(...)`.
+Nothing here reads or writes anything. Parametrised transforms return a function
+meant for `df.transform(...)`. The batch recompute aggregates `trades` with
+minute_windows and moving_means; the stream job merges pane partials (jobs.panes)
+into the very same rows, and the tests hold both to the same reference.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
 from functools import reduce
 
 from pyspark.sql import Column, DataFrame
@@ -35,20 +36,28 @@ MINUTE_COLUMNS = (
     "high_price", "low_price", "close_price", "total_volume", "vwap",
 )
 MOVING_COLUMNS = (
-    "symbol", "window_end", "window_start", "trade_count",
+    "symbol", "window_seconds", "slide_seconds", "window_end", "window_start", "trade_count",
     "arithmetic_mean", "geometric_mean", "harmonic_mean",
 )
 
 
-def chain(*transforms: Transform) -> Transform:
-    """One transform applying the given ones in order."""
+@dataclass(frozen=True)
+class TradeBounds:
+    """What the job accepts as a trade; everything else goes to rejected_records.
 
-    def apply(df: DataFrame) -> DataFrame:
-        for transform in transforms:
-            df = df.transform(transform)
-        return df
+    The value bounds keep every sum a window adds up finite (p, v, p*v, ln p and 1/p
+    of up to 10^12 trades), so no aggregate can become infinite or NaN. The time
+    bounds stop a trade dated in the future (a wrong clock, or seconds read as
+    milliseconds) from being stored as if it had happened: `max_clock_skew` past the
+    record's Kafka timestamp, which the broker's clock set when it was produced.
+    """
 
-    return apply
+    max_clock_skew: timedelta = timedelta(seconds=60)
+    min_trade_ts: datetime = datetime(2000, 1, 1, tzinfo=timezone.utc)
+    min_price: float = 1e-12
+    max_price: float = 1e15
+    max_volume: float = 1e15
+    max_symbol_length: int = 64
 
 
 def utc_date(ts: Column) -> Column:
@@ -71,30 +80,36 @@ def undecodable(trade: Column, schema_json: str) -> Column:
     return trade.isNull() | reduce(Column.__and__, [trade[name].isNull() for name in names])
 
 
-def rejection_reason(trade: Column, payload: Column, schema_json: str) -> Column:
+def rejection_reason(trade: Column, payload: Column, kafka_ts: Column, schema_json: str,
+                     bounds: TradeBounds = TradeBounds()) -> Column:
     """Why a decoded record is not a valid trade, as a short code; null when it is valid.
 
     The checks run in order and the first that fails names the reason. The values are
     checked before the re-encoding, which needs every non-nullable Avro field present.
     """
     price, volume = trade["price"], trade["volume"]
-    symbol = trade["symbol"]
+    symbol, trade_ts = trade["symbol"], trade["trade_ts"]
+    latest = kafka_ts + F.make_dt_interval(secs=F.lit(bounds.max_clock_skew.total_seconds()))
     # Avro binary is canonical for this schema: re-encoding a datum gives back exactly
     # the bytes it was read from, so a longer payload carried bytes from_avro ignored.
     reencoded_length = F.length(to_avro(trade, schema_json))
     return (
         F.when(payload.isNull() | (F.length(payload) == 0), "empty_value")
         .when(undecodable(trade, schema_json), "undecodable_avro")
-        .when(symbol.isNull() | (F.trim(symbol) == ""), "bad_symbol")
-        .when(~is_finite(price) | (price <= 0), "bad_price")
-        .when(~is_finite(volume) | (volume < 0), "bad_volume")
-        .when(trade["trade_ts"].isNull(), "missing_trade_ts")
+        .when(symbol.isNull() | (F.trim(symbol) == "")
+              | (F.length(symbol) > bounds.max_symbol_length), "bad_symbol")
+        .when(~is_finite(price) | (price < bounds.min_price) | (price > bounds.max_price),
+              "bad_price")
+        .when(~is_finite(volume) | (volume < 0) | (volume > bounds.max_volume), "bad_volume")
+        .when(trade_ts.isNull(), "missing_trade_ts")
         .when(trade["ingest_ts"].isNull(), "missing_ingest_ts")
+        .when(trade_ts > latest, "future_trade_ts")
+        .when(trade_ts < F.lit(bounds.min_trade_ts), "stale_trade_ts")
         .when(reencoded_length != F.length(payload), "trailing_bytes")
     )
 
 
-def decode_trades(schema_json: str) -> Transform:
+def decode_trades(schema_json: str, bounds: TradeBounds = TradeBounds()) -> Transform:
     """Kafka source rows -> Kafka coordinates, payload, decoded `trade` struct and `reason`.
 
     PERMISSIVE turns an undecodable record into a null struct instead of failing the
@@ -114,7 +129,8 @@ def decode_trades(schema_json: str) -> Transform:
                 trade.alias("trade"),
             )
             .withColumn(
-                "reason", rejection_reason(F.col("trade"), F.col("payload"), schema_json)
+                "reason", rejection_reason(F.col("trade"), F.col("payload"), F.col("kafka_ts"),
+                                           schema_json, bounds)
             )
         )
 
@@ -183,60 +199,53 @@ def vwap(notional: Column, total_volume: Column, avg_price: Column) -> Column:
     return F.when(total_volume > 0, notional / total_volume).otherwise(avg_price)
 
 
-def minute_windows(watermark: str = "30 seconds") -> Transform:
-    """Trades -> one `minute_trades` row per symbol and UTC minute (event time).
-
-    The watermark only matters for a streaming input: batch (recompute) ignores it.
-    """
-
-    def apply(trades: DataFrame) -> DataFrame:
-        return (
-            trades
-            .withWatermark("trade_ts", watermark)
-            .groupBy("symbol", F.window("trade_ts", "1 minute").alias("window"))
-            .agg(
-                F.count(F.lit(1)).alias("trade_count"),
-                F.avg("price").alias("avg_price"),
-                F.min_by("price", trade_order()).alias("open_price"),
-                F.max("price").alias("high_price"),
-                F.min("price").alias("low_price"),
-                F.max_by("price", trade_order()).alias("close_price"),
-                F.sum("volume").alias("total_volume"),
-                F.sum(F.col("price") * F.col("volume")).alias("notional"),
-            )
-            .select(
-                "symbol",
-                F.col("window.start").alias("window_start"),
-                F.col("window.end").alias("window_end"),
-                "trade_count",
-                "avg_price",
-                "open_price",
-                "high_price",
-                "low_price",
-                "close_price",
-                "total_volume",
-                vwap(F.col("notional"), F.col("total_volume"), F.col("avg_price")).alias("vwap"),
-            )
+def minute_windows(trades: DataFrame) -> DataFrame:
+    """Trades -> one `minute_trades` row per symbol and UTC minute (event time)."""
+    return (
+        trades
+        .groupBy("symbol", F.window("trade_ts", "1 minute").alias("window"))
+        .agg(
+            F.count(F.lit(1)).alias("trade_count"),
+            F.avg("price").alias("avg_price"),
+            F.min_by("price", trade_order()).alias("open_price"),
+            F.max("price").alias("high_price"),
+            F.min("price").alias("low_price"),
+            F.max_by("price", trade_order()).alias("close_price"),
+            F.sum("volume").alias("total_volume"),
+            F.sum(F.col("price") * F.col("volume")).alias("notional"),
         )
+        .select(
+            "symbol",
+            F.col("window.start").alias("window_start"),
+            F.col("window.end").alias("window_end"),
+            "trade_count",
+            "avg_price",
+            "open_price",
+            "high_price",
+            "low_price",
+            "close_price",
+            "total_volume",
+            vwap(F.col("notional"), F.col("total_volume"), F.col("avg_price")).alias("vwap"),
+        )
+    )
 
-    return apply
 
-
-def moving_means(
-    length: str = "5 minutes", slide: str = "30 seconds", watermark: str = "30 seconds"
-) -> Transform:
+def moving_means(length: timedelta = timedelta(minutes=5),
+                 slide: timedelta = timedelta(seconds=30)) -> Transform:
     """Trades -> arithmetic, geometric and harmonic mean price per sliding window.
 
-    Sliding windows are aligned on the epoch (UTC) like the minute windows. Prices
-    are > 0 (invalid trades never get here), so log and 1/price are defined.
+    Sliding windows are aligned on the epoch (UTC) like the minute windows; each row
+    carries its window's length and slide in whole seconds, part of the table's key.
+    Prices are > 0 (invalid trades never get here), so log and 1/price are defined.
     """
+    window_s, slide_s = int(length.total_seconds()), int(slide.total_seconds())
 
     def apply(trades: DataFrame) -> DataFrame:
         count = F.count(F.lit(1))
         return (
             trades
-            .withWatermark("trade_ts", watermark)
-            .groupBy("symbol", F.window("trade_ts", length, slide).alias("window"))
+            .groupBy("symbol", F.window("trade_ts", f"{window_s} seconds",
+                                        f"{slide_s} seconds").alias("window"))
             .agg(
                 count.alias("trade_count"),
                 F.avg("price").alias("arithmetic_mean"),
@@ -245,6 +254,8 @@ def moving_means(
             )
             .select(
                 "symbol",
+                F.lit(window_s).alias("window_seconds"),
+                F.lit(slide_s).alias("slide_seconds"),
                 F.col("window.end").alias("window_end"),
                 F.col("window.start").alias("window_start"),
                 "trade_count",

@@ -7,7 +7,6 @@ import contextlib
 import io
 import json
 import math
-import re
 import subprocess
 import sys
 import time
@@ -22,6 +21,9 @@ import fastavro
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 AVRO_SCHEMA = fastavro.parse_schema(json.loads((PROJECT_ROOT / "schemas/trade.avsc").read_text()))
 MOVING_LENGTH, MOVING_SLIDE = timedelta(minutes=5), timedelta(seconds=30)
+MOVING_SECONDS, SLIDE_SECONDS = 300, 30
+# The stream job's one query, and its checkpoint folder below the checkpoint root.
+QUERY = "market"
 REL_TOL = 1e-9
 JOB_TIMEOUT_S = 240
 
@@ -152,7 +154,7 @@ def expected_moving(sent: list[Sent]) -> dict:
             groups[s.trade.symbol, start].append(s.trade.price)
             start -= MOVING_SLIDE
     return {
-        (symbol, naive(start + MOVING_LENGTH)): (
+        (symbol, MOVING_SECONDS, SLIDE_SECONDS, naive(start + MOVING_LENGTH)): (
             naive(start), len(prices), sum(prices) / len(prices),
             math.exp(sum(math.log(p) for p in prices) / len(prices)),
             len(prices) / sum(1 / p for p in prices),
@@ -201,7 +203,8 @@ def snapshot(session, keyspace: str) -> dict[str, dict]:
             ["window_end", "trade_count", "avg_price", "open_price", "high_price",
              "low_price", "close_price", "total_volume", "vwap"]),
         "moving_means": read_table(
-            session, keyspace, "moving_means", ["symbol", "window_end"],
+            session, keyspace, "moving_means",
+            ["symbol", "window_seconds", "slide_seconds", "window_end"],
             ["window_start", "trade_count", "arithmetic_mean", "geometric_mean",
              "harmonic_mean"]),
         "rejected_records": read_table(
@@ -290,10 +293,3 @@ def group_command_lines(pgid: int) -> list[str]:
             if int(fields[2]) == pgid and fields[0] != "Z":
                 lines.append((stat.parent / "cmdline").read_bytes().decode(errors="replace"))
     return lines
-
-
-def dropped_late(output: str) -> dict[str, int]:
-    totals: dict[str, int] = defaultdict(int)
-    for name, rows in re.findall(r"progress query=(\w+) .*late_rows_dropped=(\d+)", output):
-        totals[name] += int(rows)
-    return totals

@@ -15,7 +15,8 @@ def test_stream_options_default_from_env_and_cli_wins() -> None:
     env = {
         "KAFKA_BOOTSTRAP_SERVERS": "kafka:9092", "KAFKA_TOPIC": "Trades",
         "CASSANDRA_HOST": "cassandra", "CASSANDRA_KEYSPACE": "prod",
-        "STREAM_WATERMARK": "1 minute", "STREAM_MAX_OFFSETS_PER_TRIGGER": "500",
+        "STREAM_MAX_CLOCK_SKEW": "2 minutes", "STREAM_MAX_OFFSETS_PER_TRIGGER": "500",
+        "STREAM_MIN_TRADE_TS": "2010-01-01", "STREAM_MOVING_WINDOW": "10 minutes",
         "STREAM_CHECKPOINT_ROOT": "s3a://bucket/checkpoints",
     }
     config = stream_processor.parse_config(["--topic", "Other", "--available-now"], env)
@@ -24,9 +25,10 @@ def test_stream_options_default_from_env_and_cli_wins() -> None:
     assert config.kafka.max_offsets_per_trigger == 500
     assert config.kafka.starting_offsets == "earliest"
     assert (config.cassandra.host, config.cassandra.keyspace) == ("cassandra", "prod")
-    assert config.windows.watermark == "1 minute"
+    assert config.bounds.max_clock_skew == timedelta(minutes=2)
+    assert config.bounds.min_trade_ts == datetime(2010, 1, 1, tzinfo=timezone.utc)
     assert (config.windows.moving_length, config.windows.moving_slide) == (
-        "5 minutes", "30 seconds")
+        timedelta(minutes=10), timedelta(seconds=30))
     assert config.checkpoint_root == "s3a://bucket/checkpoints"
     assert config.available_now is True
     assert config.spark.master == "local[*]"
@@ -59,10 +61,31 @@ def test_under_spark_submit_the_master_and_jars_are_left_to_it() -> None:
     assert (config.spark.master, config.spark.jars_dir) == (None, None)
 
 
+@pytest.mark.parametrize("option", ["--max-clock-skew", "--moving-window", "--moving-slide",
+                                    "--trigger-interval"])
 @pytest.mark.parametrize("bad", ["30s", "-5 seconds", "0 seconds", "five minutes"])
-def test_durations_are_validated_before_spark_starts(bad: str) -> None:
+def test_durations_are_validated_before_spark_starts(option: str, bad: str) -> None:
     with pytest.raises(SystemExit):
-        stream_processor.parse_config(["--watermark", bad], {})
+        stream_processor.parse_config([option, bad], {})
+
+
+@pytest.mark.parametrize("args", [
+    ["--moving-window", "1 minute", "--moving-slide", "2 minutes"],  # slide > window
+    ["--moving-window", "1500 milliseconds"],  # windows are whole seconds
+    ["--min-trade-ts", "yesterday"],
+])
+def test_window_shapes_and_bounds_are_validated(args: list[str]) -> None:
+    with pytest.raises(SystemExit):
+        stream_processor.parse_config(args, {})
+
+
+def test_defaults_are_the_documented_ones() -> None:
+    config = stream_processor.parse_config([], {})
+    assert config.bounds.max_clock_skew == timedelta(seconds=60)
+    assert config.bounds.min_trade_ts == datetime(2000, 1, 1, tzinfo=timezone.utc)
+    assert (config.windows.moving_length, config.windows.moving_slide) == (
+        timedelta(minutes=5), timedelta(seconds=30))
+    assert config.trigger_interval == "250 milliseconds"
 
 
 def test_parse_duration() -> None:

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from pipeline_testing import (
     PROJECT_ROOT,
+    QUERY,
     Trade,
     encode,
     group_command_lines,
@@ -40,7 +41,7 @@ def test_sigterm_stops_the_queries_and_exits_zero(stack, make_topic, make_keyspa
         job = subprocess.Popen(job_command("jobs.stream_processor", args), cwd=PROJECT_ROOT,
                                stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     try:
-        wait_for_batches(root / "checkpoints" / "trades", 1, job, log_path)
+        wait_for_batches(root / "checkpoints" / QUERY, 1, job, log_path)
         job.send_signal(signal.SIGTERM)  # the driver only, as the supervisor does
         assert job.wait(timeout=90) == 0, log_path.read_text()[-3000:]
         assert "SIGTERM: stopping the queries" in log_path.read_text()

@@ -1,10 +1,11 @@
 """The stream job on the real stack: Kafka topic -> `python -m jobs.stream_processor` -> Cassandra.
 
 One fresh topic and keyspace for the module. The first run is killed (SIGKILL) in the
-middle of the stream and restarted from its checkpoints; every table is then compared
+middle of the stream and restarted from its checkpoint; every table is then compared
 with what plain Python computes from the records the test sent. Later tests rerun the
-job on the same offsets, replay everything from a fresh checkpoint, and send trades
-later than the watermark before recomputing their range with jobs.recompute.
+job on the same offsets, replay everything from a fresh checkpoint, send trades an
+hour and a day late (counted in their windows at once), and check that jobs.recompute
+rebuilds exactly what the stream wrote.
 """
 
 from __future__ import annotations
@@ -24,12 +25,12 @@ import pytest
 from pipeline_testing import (
     JOB_TIMEOUT_S,
     PROJECT_ROOT,
+    QUERY,
     Pipeline,
     Trade,
     assert_same,
     assert_tables,
     committed_batches,
-    dropped_late,
     encode,
     group_command_lines,
     job_command,
@@ -107,7 +108,7 @@ def kill_mid_stream(pipeline: Pipeline, checkpoint_root: Path) -> None:
                                 stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
                                 env=env)
     try:
-        wait_for_batches(checkpoint_root / "trades", 2, proc, log_path)
+        wait_for_batches(checkpoint_root / QUERY, 2, proc, log_path)
         command_lines = group_command_lines(proc.pid)
         assert proc.poll() is None, "the job ended before it could be killed"
     finally:
@@ -115,7 +116,7 @@ def kill_mid_stream(pipeline: Pipeline, checkpoint_root: Path) -> None:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
-    assert committed_batches(checkpoint_root / "trades") < math.ceil(len(pipeline.sent) / 40)
+    assert committed_batches(checkpoint_root / QUERY) < math.ceil(len(pipeline.sent) / 40)
     assert any("java" in line for line in command_lines), command_lines
     assert not any(SECRET in line for line in command_lines)
     assert SECRET not in log_path.read_text()
@@ -176,42 +177,69 @@ def test_rerun_and_full_replay_change_nothing(pipeline: Pipeline, cassandra_sess
         before["rejected_records"])
 
 
-def test_late_trades_are_kept_logged_and_recomputed(pipeline: Pipeline, cassandra_session,
-                                                   ) -> None:
-    on_time = list(pipeline.trades)
+def test_trades_an_hour_and_a_day_late_are_counted_and_recompute_agrees(
+    pipeline: Pipeline, cassandra_session
+) -> None:
     rng = random.Random(7)
-    # Minutes older than the watermark (about 00:03:30 after the base data).
+    day_later = BASE + timedelta(days=1)
+    # The stream moves on by a day, then by another hour...
+    current = [trade_at(rng, symbol, day_later + timedelta(seconds=3 * i))
+               for i, symbol in enumerate(SYMBOLS * 20)]
+    current += [trade_at(rng, symbol, day_later + timedelta(hours=1, seconds=2 * i))
+                for i, symbol in enumerate(SYMBOLS * 10)]
+    produce_trades(pipeline, current)
+    run_job(pipeline, "jobs.stream_processor", pipeline.job_args(pipeline.root / "checkpoints"),
+            "current")
+    # ...before trades of windows that already hold data arrive: a day late (the base
+    # data's minutes) and an hour late (the minutes a day later).
     late = [trade_at(rng, symbol, BASE + timedelta(seconds=5 + 13 * i))
             for i, symbol in enumerate(SYMBOLS * 3)]
+    late += [trade_at(rng, symbol, day_later + timedelta(seconds=7 + 11 * i))
+             for i, symbol in enumerate(SYMBOLS * 3)]
     produce_trades(pipeline, late)
-    output = run_job(pipeline, "jobs.stream_processor",
-                     pipeline.job_args(pipeline.root / "checkpoints"), "late")
+    run_job(pipeline, "jobs.stream_processor", pipeline.job_args(pipeline.root / "checkpoints"),
+            "late")
+    streamed = assert_tables(cassandra_session, pipeline)
 
-    dropped = dropped_late(output)
-    assert dropped["minute_trades"] > 0 and dropped["moving_means"] > 0, output[-4000:]
-    # The trades are stored; the aggregates still are those of the on-time trades.
-    assert_tables(cassandra_session, pipeline, trades=on_time)
-
-    last_late = max(t.trade_ts for t in late)
+    # The batch recompute, straight from `trades`, rewrites the same windows.
     run_job(pipeline, "jobs.recompute", [
-        "--from", BASE.isoformat(), "--to", (last_late + timedelta(seconds=1)).isoformat(),
-        # The late trades' symbols: the job reads just their (symbol, day) partitions.
-        "--symbols", ",".join(SYMBOLS),
+        "--from", BASE.isoformat(), "--to", (day_later + timedelta(hours=2)).isoformat(),
+        # The trades' symbols: the job reads just their (symbol, day) partitions.
+        "--symbols", ",".join([*SYMBOLS, "ZERO"]),
         "--master", "local[2]", "--keyspace", pipeline.keyspace,
         "--cassandra-host", pipeline.host, "--cassandra-port", str(pipeline.cassandra_port),
     ], "recompute")
-    assert_tables(cassandra_session, pipeline)
+    recomputed = assert_tables(cassandra_session, pipeline)
+    for table in ("minute_trades", "moving_means"):
+        assert_same(recomputed[table], streamed[table], table)
 
 
-def test_a_failing_query_makes_the_job_exit_non_zero_with_its_error(pipeline: Pipeline) -> None:
-    args = pipeline.job_args(pipeline.root / "failing")
-    args[args.index("--keyspace") + 1] = "no_such_keyspace"
-    with (pipeline.root / "failing.log").open("w") as log:
+def run_failing(pipeline: Pipeline, keyspace: str, name: str) -> tuple[int, str]:
+    args = pipeline.job_args(pipeline.root / name)
+    args[args.index("--keyspace") + 1] = keyspace
+    with (pipeline.root / f"{name}.log").open("w") as log:
         proc = subprocess.run(job_command("jobs.stream_processor", args), cwd=PROJECT_ROOT,
                               stdout=log, stderr=subprocess.STDOUT, timeout=JOB_TIMEOUT_S,
                               check=False)
-    output = (pipeline.root / "failing.log").read_text()
-    assert proc.returncode == 1, output[-4000:]
+    return proc.returncode, (pipeline.root / f"{name}.log").read_text()
+
+
+def test_a_failing_query_makes_the_job_exit_non_zero_with_its_error(
+    pipeline: Pipeline, make_keyspace, cassandra_session
+) -> None:
+    keyspace = make_keyspace()
+    cassandra_session.execute(f"DROP TABLE {keyspace}.trades", timeout=60)
+    code, output = run_failing(pipeline, keyspace, "failing")
+    assert code == 1, output[-4000:]
     # The summary line names the cause; the full error follows it.
-    assert re.search(r"ERROR jobs.stream_processor: query \w+ failed: \S*AnalysisException: "
-                     r"Couldn't find no_such_keyspace", output), output[-4000:]
+    assert re.search(rf"ERROR jobs.stream_processor: query market failed: \S*AnalysisException: "
+                     rf"Couldn't find table trades in {keyspace}", output), output[-4000:]
+
+
+def test_a_missing_keyspace_is_named_before_spark_starts(pipeline: Pipeline) -> None:
+    code, output = run_failing(pipeline, "no_such_keyspace", "no-keyspace")
+    assert code == 1, output[-4000:]
+    assert re.search(r"ERROR jobs.stream_processor: Cassandra keyspace no_such_keyspace is not "
+                     r"usable: keyspace no_such_keyspace does not exist;",
+                     output), output[-4000:]
+    assert "Traceback" not in output

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import io
 import json
-from datetime import date, datetime, timezone
+from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 
 import fastavro
@@ -45,7 +45,8 @@ MINUTE_SCHEMA = (
     " close_price double, total_volume double, vwap double"
 )
 MOVING_SCHEMA = (
-    "symbol string, window_end timestamp, window_start timestamp, trade_count long,"
+    "symbol string, window_seconds int, slide_seconds int, window_end timestamp,"
+    " window_start timestamp, trade_count long,"
     " arithmetic_mean double, geometric_mean double, harmonic_mean double"
 )
 # Input of the aggregations: the trade columns they read.
@@ -104,6 +105,18 @@ RECORDS = [
     (1, 12, KAFKA_TS, avro(volume=float("nan"))),
     # The day of a rejected record is the UTC day of its Kafka timestamp.
     (1, 13, ms(2024, 3, 1, 23, 59, 59, millis=999), avro(volume=float("inf"))),
+    # Bounds that keep every window sum finite, and the symbol length cap.
+    (1, 14, KAFKA_TS, avro(price=1.0000001e15)),
+    (1, 15, KAFKA_TS, avro(price=9.9e-13)),
+    (1, 16, KAFKA_TS, avro(volume=1.0000001e15)),
+    (1, 17, KAFKA_TS, avro(symbol="S" * 65)),
+    # Event time: 1 ms past Kafka's timestamp + 60 s, and 1 ms before 2000.
+    (1, 18, KAFKA_TS, avro(trade_ts=ms(2024, 3, 2, 0, 1, 0, millis=21))),
+    (1, 19, KAFKA_TS, avro(trade_ts=ms(1999, 12, 31, 23, 59, 59, millis=999))),
+    # The bounds themselves are accepted.
+    (3, 0, KAFKA_TS, avro(symbol="S" * 64, price=1e15, volume=1e15,
+                          trade_ts=ms(2024, 3, 2, 0, 1, 0, millis=20))),
+    (3, 1, KAFKA_TS, avro(price=1e-12, trade_ts=ms(2000, 1, 1, 0, 0, 0), conditions=None)),
 ]
 
 
@@ -131,6 +144,10 @@ def test_valid_records_become_trade_rows_keyed_by_day_and_kafka_coordinates(
              62000.25, 0.0, None, ms(2024, 3, 2, 0, 0, 0, millis=10), "Market"),
             ("BINANCE:BTCUSDT", date(2024, 3, 2), ms(2024, 3, 2, 0, 0, 0), 2, 7,
              62000.5, 0.25, [], ms(2024, 3, 2, 0, 0, 0, millis=10), "Market"),
+            ("S" * 64, date(2024, 3, 2), ms(2024, 3, 2, 0, 1, 0, millis=20), 3, 0,
+             1e15, 1e15, ["1", "12"], ms(2024, 3, 2, 0, 0, 0, millis=10), "Market"),
+            ("AAPL", date(2000, 1, 1), ms(2000, 1, 1, 0, 0, 0), 3, 1,
+             1e-12, 10.0, None, ms(2024, 3, 2, 0, 0, 0, millis=10), "Market"),
         ],
         TRADE_SCHEMA,
     )
@@ -160,6 +177,12 @@ def test_every_invalid_record_is_rejected_with_its_reason_and_bytes(
             rejected(11, "bad_volume"),
             rejected(12, "bad_volume"),
             rejected(13, "bad_volume", day=date(2024, 3, 1)),
+            rejected(14, "bad_price"),
+            rejected(15, "bad_price"),
+            rejected(16, "bad_volume"),
+            rejected(17, "bad_symbol"),
+            rejected(18, "future_trade_ts"),
+            rejected(19, "stale_trade_ts"),
         ],
         REJECTED_SCHEMA,
     )
@@ -181,9 +204,8 @@ def test_missing_timestamps_are_rejected(spark: SparkSession) -> None:
         ],
         f"id int, trade {trade}, payload binary",
     )
-    actual = frame.select(
-        "id", rejection_reason(F.col("trade"), F.col("payload"), SCHEMA_JSON).alias("reason")
-    )
+    actual = frame.select("id", rejection_reason(
+        F.col("trade"), F.col("payload"), F.lit(ts), SCHEMA_JSON).alias("reason"))
     expected = spark.createDataFrame(
         [(1, "missing_trade_ts"), (2, "missing_ingest_ts")], "id int, reason string"
     )
@@ -223,7 +245,7 @@ def test_minute_windows_boundaries_ohlc_ties_and_vwap(spark: SparkSession) -> No
         ],
         MINUTE_SCHEMA,
     )
-    actual = trades.transform(minute_windows(watermark="30 seconds"))
+    actual = trades.transform(minute_windows)
     assertDataFrameEqual(actual, expected, rtol=1e-12)
 
 
@@ -241,18 +263,18 @@ def test_moving_means_over_sliding_windows(spark: SparkSession) -> None:
         [
             # [12:00:00, 12:01:00): 1, 2, 4 -> AM 7/3, GM (1*2*4)^(1/3) = 2,
             # HM 3 / (1 + 1/2 + 1/4) = 12/7
-            ("X", utc(2024, 3, 1, 12, 1), utc(2024, 3, 1, 12, 0), 3,
+            ("X", 60, 30, utc(2024, 3, 1, 12, 1), utc(2024, 3, 1, 12, 0), 3,
              2.3333333333333335, 2.0, 1.7142857142857142),
             # [12:00:30, 12:01:30): 1, 2, 4, 8 -> AM 15/4 = 3.75,
             # GM (1*2*4*8)^(1/4) = 64^(1/4) = 2*sqrt(2), HM 4 / (15/8) = 32/15
-            ("X", utc(2024, 3, 1, 12, 1, 30), utc(2024, 3, 1, 12, 0, 30), 4,
+            ("X", 60, 30, utc(2024, 3, 1, 12, 1, 30), utc(2024, 3, 1, 12, 0, 30), 4,
              3.75, 2.8284271247461903, 2.1333333333333333),
             # [12:01:00, 12:02:00): 8 alone -> every mean is 8
-            ("X", utc(2024, 3, 1, 12, 2), utc(2024, 3, 1, 12, 1), 1, 8.0, 8.0, 8.0),
+            ("X", 60, 30, utc(2024, 3, 1, 12, 2), utc(2024, 3, 1, 12, 1), 1, 8.0, 8.0, 8.0),
         ],
         MOVING_SCHEMA,
     )
-    actual = trades.transform(moving_means("1 minute", "30 seconds", "30 seconds"))
+    actual = trades.transform(moving_means(timedelta(minutes=1), timedelta(seconds=30)))
     assertDataFrameEqual(actual, expected, rtol=1e-12)
 
     # The recompute keeps the windows that overlap its range, [12:01:20, 12:01:40) here:

@@ -1,0 +1,147 @@
+"""Thin Cassandra I/O of the stream job's driver: panes, window rows and run settings.
+
+A micro-batch touches a handful of panes and windows per symbol, so the driver reads
+and writes them with the Python driver's prepared statements instead of planning
+Spark jobs for a few rows. Every statement is an idempotent upsert or a read.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+
+from cassandra import DriverException
+from cassandra.cluster import Cluster, Session
+from cassandra.concurrent import execute_concurrent_with_args
+
+from jobs.panes import PARTIAL_VALUES, Pane, Partial
+from jobs.settings import CassandraTarget
+from jobs.transforms import MINUTE_COLUMNS, MOVING_COLUMNS
+
+DAY = timedelta(days=1)
+CONCURRENCY = 64
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    topic: str
+    window_seconds: int
+    slide_seconds: int
+    pane_seconds: int
+
+
+class MissingKeyspaceError(DriverException):
+    """The schema was not applied to this keyspace."""
+
+
+def connect(target: CassandraTarget) -> tuple[Cluster, Session]:
+    from cassandra.auth import PlainTextAuthProvider
+
+    auth = (PlainTextAuthProvider(target.username, target.password or "")
+            if target.username else None)
+    hosts = [h.strip() for h in target.host.split(",") if h.strip()]
+    cluster = Cluster(hosts, port=target.port, auth_provider=auth)
+    return cluster, cluster.connect()
+
+
+def open_store(target: CassandraTarget) -> tuple[Cluster, PaneStore]:
+    """A connected store; the caller shuts the cluster down."""
+    cluster, session = connect(target)
+    try:
+        # Checked first: preparing against a missing keyspace logs a driver traceback.
+        if target.keyspace not in cluster.metadata.keyspaces:
+            raise MissingKeyspaceError(f"keyspace {target.keyspace} does not exist")
+        return cluster, PaneStore(session, target.keyspace)
+    except Exception:
+        cluster.shutdown()
+        raise
+
+
+def utc(ts: datetime) -> datetime:
+    """The driver returns naive UTC datetimes; everything here is aware."""
+    return ts.replace(tzinfo=timezone.utc) if ts.tzinfo is None else ts
+
+
+def day_slices(start: datetime, end: datetime) -> Iterator[tuple[datetime, datetime]]:
+    """[start, end) cut at UTC midnights: one slice per pane_date partition."""
+    while start < end:
+        midnight = datetime(start.year, start.month, start.day, tzinfo=timezone.utc) + DAY
+        yield start, min(end, midnight)
+        start = min(end, midnight)
+
+
+class PaneStore:
+    def __init__(self, session: Session, keyspace: str) -> None:
+        self.session = session
+        values = ", ".join(PARTIAL_VALUES)
+        marks = ", ".join("?" for _ in PARTIAL_VALUES)
+        prepare = session.prepare
+        self._select_panes = prepare(
+            f"SELECT pane_start, last_batch_id, {values} FROM {keyspace}.panes"
+            " WHERE run_id = ? AND symbol = ? AND pane_date = ?"
+            " AND pane_start >= ? AND pane_start < ?")
+        self._insert_pane = prepare(
+            f"INSERT INTO {keyspace}.panes (run_id, symbol, pane_date, pane_start,"
+            f" last_batch_id, {values}) VALUES (?, ?, ?, ?, ?, {marks})")
+        self._insert_minute = prepare(
+            f"INSERT INTO {keyspace}.minute_trades ({', '.join(MINUTE_COLUMNS)})"
+            f" VALUES ({', '.join('?' for _ in MINUTE_COLUMNS)})")
+        self._insert_moving = prepare(
+            f"INSERT INTO {keyspace}.moving_means ({', '.join(MOVING_COLUMNS)})"
+            f" VALUES ({', '.join('?' for _ in MOVING_COLUMNS)})")
+        self._select_run = prepare(
+            f"SELECT topic, window_seconds, slide_seconds, pane_seconds"
+            f" FROM {keyspace}.stream_runs WHERE run_id = ?")
+        self._insert_run = prepare(
+            f"INSERT INTO {keyspace}.stream_runs (run_id, topic, window_seconds, slide_seconds,"
+            " pane_seconds, started_at) VALUES (?, ?, ?, ?, ?, ?) IF NOT EXISTS")
+
+    # --- runs ---
+
+    def register_run(self, run_id: uuid.UUID, settings: RunSettings) -> RunSettings:
+        """The settings the run was first started with (these ones, for a new run)."""
+        self.session.execute(self._insert_run, (
+            run_id, settings.topic, settings.window_seconds, settings.slide_seconds,
+            settings.pane_seconds, datetime.now(timezone.utc)))
+        row = self.session.execute(self._select_run, (run_id,)).one()
+        return RunSettings(row.topic, row.window_seconds, row.slide_seconds, row.pane_seconds)
+
+    # --- panes ---
+
+    def load_panes(self, run_id: uuid.UUID, spans: Iterable[tuple[str, datetime, datetime]]
+                   ) -> dict[tuple[str, datetime], Pane]:
+        """(symbol, pane start) -> stored pane, for every pane in the (symbol, start, end) spans."""
+        args = [(run_id, symbol, lo.date(), lo, hi)
+                for symbol, start, end in spans for lo, hi in day_slices(start, end)]
+        panes = {}
+        results = execute_concurrent_with_args(
+            self.session, self._select_panes, args, concurrency=CONCURRENCY,
+            raise_on_first_error=True)
+        for (_, symbol, *_), (_ok, rows) in zip(args, results, strict=True):
+            for row in rows:
+                values = row._asdict()
+                for name in ("open_ts", "close_ts"):
+                    values[name] = utc(values[name])
+                panes[symbol, utc(row.pane_start)] = Pane(row.last_batch_id, Partial.of(values))
+        return panes
+
+    def save_panes(self, run_id: uuid.UUID, panes: Mapping[tuple[str, datetime], Pane]) -> None:
+        args = [(run_id, symbol, start.date(), start, pane.last_batch_id,
+                 *(getattr(pane.partial, name) for name in PARTIAL_VALUES))
+                for (symbol, start), pane in panes.items()]
+        self._write(self._insert_pane, args)
+
+    # --- windows ---
+
+    def save_minutes(self, rows: Iterable[Mapping[str, object]]) -> None:
+        self._write(self._insert_minute, [tuple(r[c] for c in MINUTE_COLUMNS) for r in rows])
+
+    def save_moving(self, rows: Iterable[Mapping[str, object]]) -> None:
+        self._write(self._insert_moving, [tuple(r[c] for c in MOVING_COLUMNS) for r in rows])
+
+    def _write(self, statement, args: list[tuple]) -> None:
+        if args:
+            execute_concurrent_with_args(self.session, statement, args,
+                                         concurrency=CONCURRENCY, raise_on_first_error=True)

@@ -1,0 +1,290 @@
+"""Mergeable partial aggregates ("panes") behind the minute and moving-mean windows.
+
+Every window the job writes is a union of fixed, epoch-aligned panes whose length
+divides both the minute and the moving window's length and slide. A micro-batch
+aggregates its own trades per (symbol, pane) into one partial; a window is then the
+merge of the partials of its panes, whatever batch they came from. A trade that
+arrives late, however late, only adds a partial to an old pane, and the windows
+containing that pane are merged again: there is no watermark and no Spark state.
+
+Every output merges exactly: counts and sums add, low/high are min/max, and open and
+close are the prices of the least and greatest trade in the total order
+(trade_ts, kafka_partition, kafka_offset).
+
+Nothing here does I/O: `partials` is a DataFrame -> DataFrame transform, the merges
+are plain functions over `Partial` values.
+"""
+
+from __future__ import annotations
+
+import math
+from bisect import bisect_left
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+
+from jobs.transforms import Transform, utc_date
+
+MINUTE = timedelta(minutes=1)
+EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+
+# Value columns of a pane, as in cql/050_panes.cql: the one list that the Spark
+# aggregation, the store and the merges share.
+PARTIAL_VALUES = (
+    "trade_count", "price_sum", "volume_sum", "notional_sum", "log_price_sum",
+    "inverse_price_sum", "low_price", "high_price",
+    "open_ts", "open_partition", "open_offset", "open_price",
+    "close_ts", "close_partition", "close_offset", "close_price",
+)
+
+
+def whole_seconds(length: timedelta) -> int:
+    seconds = length.total_seconds()
+    if seconds <= 0 or seconds != int(seconds):
+        raise ValueError(f"window lengths and slides must be whole seconds, not {length}")
+    return int(seconds)
+
+
+def pane_length(moving_length: timedelta, moving_slide: timedelta) -> timedelta:
+    """The longest pane that tiles the minute windows and every sliding window."""
+    seconds = math.gcd(60, whole_seconds(moving_length), whole_seconds(moving_slide))
+    return timedelta(seconds=seconds)
+
+
+def floor_time(ts: datetime, step: timedelta) -> datetime:
+    return EPOCH + ((ts - EPOCH) // step) * step
+
+
+# --- Spark: one partial per (symbol, pane) of a batch's trades ----------------------------
+
+
+def partials(pane: timedelta) -> Transform:
+    """Rows of `trades` -> one partial aggregate per (symbol, pane_start)."""
+    pane_ms = int(pane.total_seconds() * 1000)
+
+    def apply(trades: DataFrame) -> DataFrame:
+        millis = F.unix_millis("trade_ts")
+        # Integer arithmetic: pmod keeps trades before 1970 in the right pane too.
+        pane_start = F.timestamp_millis(millis - F.pmod(millis, F.lit(pane_ms)))
+        # Structs compare field by field: min/max is the first/last trade in the total
+        # order, and its price rides along.
+        trade = F.struct("trade_ts", "kafka_partition", "kafka_offset", "price")
+        price = F.col("price")
+        return (
+            trades
+            .groupBy("symbol", pane_start.alias("pane_start"))
+            .agg(
+                F.count(F.lit(1)).alias("trade_count"),
+                F.sum(price).alias("price_sum"),
+                F.sum("volume").alias("volume_sum"),
+                F.sum(price * F.col("volume")).alias("notional_sum"),
+                F.sum(F.log(price)).alias("log_price_sum"),
+                F.sum(1 / price).alias("inverse_price_sum"),
+                F.min(price).alias("low_price"),
+                F.max(price).alias("high_price"),
+                F.min(trade).alias("open"),
+                F.max(trade).alias("close"),
+            )
+            .select(
+                "symbol",
+                utc_date(F.col("pane_start")).alias("pane_date"),
+                "pane_start",
+                *PARTIAL_VALUES[:8],
+                *(F.col(f"{end}.{field}").alias(f"{end}_{name}")
+                  for end in ("open", "close")
+                  for field, name in (("trade_ts", "ts"), ("kafka_partition", "partition"),
+                                      ("kafka_offset", "offset"), ("price", "price"))),
+            )
+        )
+
+    return apply
+
+
+# --- Python: merging partials into window rows -------------------------------------------
+
+
+@dataclass(frozen=True)
+class Partial:
+    """The aggregate of some trades of one symbol; `merge` combines any number of them."""
+
+    trade_count: int
+    price_sum: float
+    volume_sum: float
+    notional_sum: float
+    log_price_sum: float
+    inverse_price_sum: float
+    low_price: float
+    high_price: float
+    open_ts: datetime
+    open_partition: int
+    open_offset: int
+    open_price: float
+    close_ts: datetime
+    close_partition: int
+    close_offset: int
+    close_price: float
+
+    @classmethod
+    def of(cls, row: Mapping[str, object]) -> Partial:
+        return cls(**{name: row[name] for name in PARTIAL_VALUES})
+
+    def first_key(self) -> tuple:
+        return (self.open_ts, self.open_partition, self.open_offset)
+
+    def last_key(self) -> tuple:
+        return (self.close_ts, self.close_partition, self.close_offset)
+
+
+def merge(parts: Iterable[Partial]) -> Partial:
+    """One partial for the union of the trades behind `parts` (disjoint, at least one).
+
+    Callers pass the parts in a fixed order (pane, then batch), so a replay adds the
+    same floats in the same order and writes the same values.
+    """
+    parts = list(parts)
+    if not parts:
+        raise ValueError("merge needs at least one partial")
+    first = min(parts, key=Partial.first_key)
+    last = max(parts, key=Partial.last_key)
+    return Partial(
+        trade_count=sum(p.trade_count for p in parts),
+        price_sum=math.fsum(p.price_sum for p in parts),
+        volume_sum=math.fsum(p.volume_sum for p in parts),
+        notional_sum=math.fsum(p.notional_sum for p in parts),
+        log_price_sum=math.fsum(p.log_price_sum for p in parts),
+        inverse_price_sum=math.fsum(p.inverse_price_sum for p in parts),
+        low_price=min(p.low_price for p in parts),
+        high_price=max(p.high_price for p in parts),
+        open_ts=first.open_ts, open_partition=first.open_partition,
+        open_offset=first.open_offset, open_price=first.open_price,
+        close_ts=last.close_ts, close_partition=last.close_partition,
+        close_offset=last.close_offset, close_price=last.close_price,
+    )
+
+
+def minute_values(p: Partial) -> dict[str, object]:
+    """The value columns of a `minute_trades` row (VWAP falls back to the average)."""
+    avg = p.price_sum / p.trade_count
+    return {
+        "trade_count": p.trade_count,
+        "avg_price": avg,
+        "open_price": p.open_price,
+        "high_price": p.high_price,
+        "low_price": p.low_price,
+        "close_price": p.close_price,
+        "total_volume": p.volume_sum,
+        "vwap": p.notional_sum / p.volume_sum if p.volume_sum > 0 else avg,
+    }
+
+
+def moving_values(p: Partial) -> dict[str, object]:
+    """The value columns of a `moving_means` row."""
+    return {
+        "trade_count": p.trade_count,
+        "arithmetic_mean": p.price_sum / p.trade_count,
+        "geometric_mean": math.exp(p.log_price_sum / p.trade_count),
+        "harmonic_mean": p.trade_count / p.inverse_price_sum,
+    }
+
+
+@dataclass(frozen=True)
+class WindowShape:
+    """Tumbling (length == slide) or sliding windows aligned on the epoch."""
+
+    length: timedelta
+    slide: timedelta
+
+    def containing(self, pane_start: datetime) -> list[datetime]:
+        """Start times of the windows that contain the pane starting at pane_start."""
+        last = floor_time(pane_start, self.slide)
+        count = -(-self.length // self.slide)  # ceil: windows overlapping one instant
+        starts = [last - n * self.slide for n in range(count)]
+        return sorted(s for s in starts if s + self.length > pane_start)
+
+
+def windows_touched(pane_starts: Iterable[datetime], shape: WindowShape) -> list[datetime]:
+    """Start times of every window that contains at least one of the panes, ascending."""
+    return sorted({start for pane in pane_starts for start in shape.containing(pane)})
+
+
+def merge_windows(
+    panes: Mapping[datetime, Partial], window_starts: Iterable[datetime], shape: WindowShape
+) -> dict[datetime, Partial]:
+    """window start -> merge of the panes inside it (windows without any are left out).
+
+    `panes` must hold every pane inside these windows that has trades.
+    """
+    result = {}
+    ordered = sorted(panes)
+    for start in window_starts:
+        inside = ordered[bisect_left(ordered, start):bisect_left(ordered, start + shape.length)]
+        if inside:
+            result[start] = merge(panes[pane] for pane in inside)
+    return result
+
+
+def minute_rows(symbol: str, windows: Mapping[datetime, Partial]) -> list[dict[str, object]]:
+    """`minute_trades` rows (every column) of merged minute windows."""
+    return [{"symbol": symbol, "window_start": start, "window_end": start + MINUTE,
+             **minute_values(p)} for start, p in sorted(windows.items())]
+
+
+def moving_rows(symbol: str, shape: WindowShape,
+                windows: Mapping[datetime, Partial]) -> list[dict[str, object]]:
+    """`moving_means` rows (every column) of merged sliding windows."""
+    return [{"symbol": symbol, "window_seconds": whole_seconds(shape.length),
+             "slide_seconds": whole_seconds(shape.slide), "window_end": start + shape.length,
+             "window_start": start, **moving_values(p)} for start, p in sorted(windows.items())]
+
+
+# --- folding a micro-batch into the stored panes ----------------------------------------
+
+
+@dataclass(frozen=True)
+class Pane:
+    """A stored pane: the merge of every batch of a run up to and including last_batch_id."""
+
+    last_batch_id: int
+    partial: Partial
+
+
+def fold_batch(
+    stored: Mapping[datetime, Pane], batch: Mapping[datetime, Partial], batch_id: int
+) -> dict[datetime, Pane]:
+    """The panes to write for a batch's partials, keyed by pane start.
+
+    Batches of a run run one after the other, so a pane whose last_batch_id is this
+    batch's already holds it: the batch is a replay after a crash, and the pane stays
+    as it is (it is returned unchanged, which makes rewriting it harmless).
+    """
+    result = {}
+    for start, partial in batch.items():
+        old = stored.get(start)
+        if old is None:
+            result[start] = Pane(batch_id, partial)
+        elif old.last_batch_id >= batch_id:
+            result[start] = old
+        else:
+            result[start] = Pane(batch_id, merge([old.partial, partial]))
+    return result
+
+
+def spans_to_read(
+    touched: Iterable[datetime], shapes: Iterable[WindowShape]
+) -> list[tuple[datetime, datetime]]:
+    """Disjoint [start, end) ranges holding every pane of every window a touched pane is in."""
+    shapes = list(shapes)
+    spans = sorted(
+        (start, start + shape.length)
+        for pane in touched for shape in shapes for start in shape.containing(pane)
+    )
+    merged: list[tuple[datetime, datetime]] = []
+    for start, end in spans:
+        if merged and start <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], end))
+        else:
+            merged.append((start, end))
+    return merged

@@ -1,0 +1,204 @@
+"""One micro-batch of the stream job, from Kafka records to every table.
+
+The batch is read from Kafka and decoded once, and kept in memory while it is used:
+1. valid trades -> `trades` (Spark Cassandra Connector), counting records and rejects
+   on the way (an Observation, no extra pass);
+2. rejected records, if there are any -> `rejected_records`;
+3. valid trades -> one partial aggregate per (symbol, pane), collected to the driver
+   (a few rows per symbol);
+4. in the driver: read the stored panes of every window a partial touches, fold the
+   partials in, write the panes, merge and write the touched minute and moving-mean
+   windows (jobs.panes has the logic, jobs.pane_store the I/O).
+
+Every write is an idempotent upsert, and a pane remembers the last batch folded into
+it, so a batch replayed after a crash (same id, same offsets) changes nothing twice.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+
+from pyspark.sql import DataFrame, Observation
+from pyspark.sql import functions as F
+
+from jobs.pane_store import PaneStore, RunSettings
+from jobs.panes import (
+    MINUTE,
+    Pane,
+    Partial,
+    WindowShape,
+    fold_batch,
+    merge_windows,
+    minute_rows,
+    moving_rows,
+    pane_length,
+    partials,
+    spans_to_read,
+    whole_seconds,
+    windows_touched,
+)
+from jobs.settings import WindowSpec
+from jobs.sinks import write_table
+from jobs.transforms import TradeBounds, decode_trades, rejected_records, valid_trades
+
+log = logging.getLogger("jobs.stream_batch")
+
+MINUTE_SHAPE = WindowShape(MINUTE, MINUTE)
+
+
+class RunSettingsError(RuntimeError):
+    """A checkpoint's run was started with other window settings than these."""
+
+
+@dataclass(frozen=True)
+class BatchPlan:
+    keyspace: str
+    topic: str
+    schema_json: str = field(repr=False)
+    windows: WindowSpec = field(default_factory=WindowSpec)
+    bounds: TradeBounds = field(default_factory=TradeBounds)
+
+    @property
+    def moving_shape(self) -> WindowShape:
+        return WindowShape(self.windows.moving_length, self.windows.moving_slide)
+
+    @property
+    def pane(self) -> timedelta:
+        return pane_length(self.windows.moving_length, self.windows.moving_slide)
+
+    def run_settings(self) -> RunSettings:
+        return RunSettings(self.topic, whole_seconds(self.windows.moving_length),
+                           whole_seconds(self.windows.moving_slide), whole_seconds(self.pane))
+
+
+@dataclass(frozen=True)
+class BatchReport:
+    """What one micro-batch did; the stream job logs it."""
+
+    batch_id: int
+    records: int
+    trades: int
+    rejected: int
+    panes: int
+    minute_rows: int
+    moving_rows: int
+    seconds: float
+    max_ingest_ts: datetime | None
+
+    def line(self) -> str:
+        return (f"batch={self.batch_id} records={self.records} trades={self.trades}"
+                f" rejected={self.rejected} panes={self.panes}"
+                f" minute_rows={self.minute_rows} moving_rows={self.moving_rows}"
+                f" duration_ms={self.seconds * 1000:.0f}")
+
+
+def utc_millis(value: int) -> datetime:
+    return datetime.fromtimestamp(value / 1000, tz=timezone.utc)
+
+
+def collect_partials(trades: DataFrame, plan: BatchPlan) -> dict[str, dict[datetime, Partial]]:
+    """symbol -> pane start -> the batch's partial; times travel as epoch milliseconds,
+    so the driver's time zone never gets a say."""
+    columns = {"pane_start", "open_ts", "close_ts"}
+    rows = (
+        trades.transform(partials(plan.pane))
+        .drop("pane_date")
+        .select(*(F.unix_millis(c).alias(c) if c in columns else F.col(c)
+                  for c in ["symbol", "pane_start", *Partial.__dataclass_fields__]))
+        .collect()
+    )
+    result: dict[str, dict[datetime, Partial]] = defaultdict(dict)
+    for row in rows:
+        values = row.asDict()
+        for name in columns:
+            values[name] = utc_millis(values[name])
+        result[values["symbol"]][values["pane_start"]] = Partial.of(values)
+    return result
+
+
+class BatchProcessor:
+    """The foreachBatch function of the stream job."""
+
+    def __init__(self, plan: BatchPlan, store: PaneStore,
+                 report: Callable[[BatchReport], None]) -> None:
+        self.plan = plan
+        self.store = store
+        self.report = report
+        self._known_runs: set[uuid.UUID] = set()
+
+    def __call__(self, batch: DataFrame, batch_id: int) -> None:
+        started = time.monotonic()
+        run_id = self._run_id(batch)
+        plan = self.plan
+        decoded = batch.transform(decode_trades(plan.schema_json, plan.bounds)).persist()
+        try:
+            stats = Observation(f"batch-{batch_id}")
+            observed = decoded.observe(
+                stats,
+                F.count(F.lit(1)).alias("records"),
+                F.count("reason").alias("rejected"),
+                F.max(F.when(F.col("reason").isNull(), F.col("trade.ingest_ts")))
+                .alias("max_ingest_ts"),
+            )
+            write_table(observed.transform(valid_trades), plan.keyspace, "trades")
+            counts = stats.get
+            if counts["rejected"]:
+                write_table(decoded.transform(rejected_records()), plan.keyspace,
+                            "rejected_records")
+            batch_partials = (collect_partials(decoded.transform(valid_trades), plan)
+                              if counts["records"] > counts["rejected"] else {})
+        finally:
+            decoded.unpersist()
+        panes, minutes, moving = self._merge(run_id, batch_id, batch_partials)
+        self.report(BatchReport(
+            batch_id, counts["records"], counts["records"] - counts["rejected"],
+            counts["rejected"], panes, minutes, moving, time.monotonic() - started,
+            counts["max_ingest_ts"]))
+
+    def _run_id(self, batch: DataFrame) -> uuid.UUID:
+        """The streaming query's id: the same for every restart from one checkpoint."""
+        run_id = uuid.UUID(
+            batch.sparkSession.sparkContext.getLocalProperty("sql.streaming.queryId"))
+        if run_id not in self._known_runs:
+            wanted = self.plan.run_settings()
+            stored = self.store.register_run(run_id, wanted)
+            if stored != wanted:
+                raise RunSettingsError(
+                    f"the checkpoint's run {run_id} was started with {stored}, not {wanted};"
+                    " windows of other settings need a new checkpoint root")
+            self._known_runs.add(run_id)
+        return run_id
+
+    def _merge(self, run_id: uuid.UUID, batch_id: int,
+               batch_partials: dict[str, dict[datetime, Partial]]) -> tuple[int, int, int]:
+        """Fold the batch into its panes, then rewrite every window they are in."""
+        shapes = (MINUTE_SHAPE, self.plan.moving_shape)
+        spans = [(symbol, start, end) for symbol, by_pane in batch_partials.items()
+                 for start, end in spans_to_read(by_pane, shapes)]
+        stored: dict[str, dict[datetime, Pane]] = defaultdict(dict)
+        for (symbol, start), pane in self.store.load_panes(run_id, spans).items():
+            stored[symbol][start] = pane
+        moving_shape = self.plan.moving_shape
+        changed, minutes, moving = {}, [], []
+        for symbol, by_pane in batch_partials.items():
+            mine = stored[symbol]
+            folded = fold_batch(mine, by_pane, batch_id)
+            changed.update({(symbol, start): pane for start, pane in folded.items()
+                            if mine.get(start) is not pane})
+            current = {start: pane.partial for start, pane in {**mine, **folded}.items()}
+            minutes += minute_rows(symbol, merge_windows(
+                current, windows_touched(by_pane, MINUTE_SHAPE), MINUTE_SHAPE))
+            moving += moving_rows(symbol, moving_shape, merge_windows(
+                current, windows_touched(by_pane, moving_shape), moving_shape))
+        # Panes first: a crash before the windows are written replays the batch, which
+        # then finds its panes folded and only writes the windows.
+        self.store.save_panes(run_id, changed)
+        self.store.save_minutes(minutes)
+        self.store.save_moving(moving)
+        return len(changed), len(minutes), len(moving)
