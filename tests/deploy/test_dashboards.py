@@ -123,11 +123,14 @@ def render(cql: str, start: datetime, end: datetime) -> str:
         "topic": lambda fmt: f"'{TOPIC}'",
         "__from": lambda fmt: start.strftime("%Y-%m-%d"),
         "__to": lambda fmt: end.strftime("%Y-%m-%d"),
+        # The moving-means dashboard's constants: the stream job's default window shape.
+        "window_seconds": lambda fmt: "300",
+        "slide_seconds": lambda fmt: "30",
     }
 
     def variable(match: re.Match[str]) -> str:
         name, fmt = match.group(1), match.group(2) or ""
-        assert fmt in {"singlequote", "date:YYYY-MM-DD"}, f"unexpected format {fmt!r}"
+        assert fmt in {"", "singlequote", "date:YYYY-MM-DD"}, f"unexpected format {fmt!r}"
         return variables[name](fmt)
 
     text = re.sub(r"\$\{(\w+)(?::([^}]*))?\}", variable, cql)
@@ -175,9 +178,9 @@ def seed(session: Any, end: datetime) -> None:
                 "VALUES (%s, %s, %s, 7, 100.5, 100.0, 101.0, 99.5, 100.2, 10.5, 100.4)",
                 (symbol, ts, ts + timedelta(minutes=1)))
             session.execute(
-                "INSERT INTO moving_means (symbol, window_end, window_start, trade_count, "
-                "arithmetic_mean, geometric_mean, harmonic_mean) "
-                "VALUES (%s, %s, %s, 42, 100.3, 100.2, 100.1)",
+                "INSERT INTO moving_means (symbol, window_seconds, slide_seconds, window_end, "
+                "window_start, trade_count, arithmetic_mean, geometric_mean, harmonic_mean) "
+                "VALUES (%s, 300, 30, %s, %s, 42, 100.3, 100.2, 100.1)",
                 (symbol, ts, ts - timedelta(minutes=5)))
     session.execute(
         "INSERT INTO rejected_records (kafka_topic, kafka_date, kafka_partition, kafka_offset, "

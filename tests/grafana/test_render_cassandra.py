@@ -50,7 +50,8 @@ def minutes() -> list[dict[str, Any]]:
 
 
 def means() -> list[dict[str, Any]]:
-    return [{"symbol": s, "window_end": BASE + timedelta(minutes=5, seconds=30 * i),
+    return [{"symbol": s, "window_seconds": 300, "slide_seconds": 30,
+             "window_end": BASE + timedelta(minutes=5, seconds=30 * i),
              "window_start": BASE + timedelta(seconds=30 * i), "trade_count": 10 + i,
              "arithmetic_mean": 50.0 + n + i, "geometric_mean": 49.5 + n + i,
              "harmonic_mean": 49.0 + n + i}
@@ -64,17 +65,8 @@ def rejected() -> list[dict[str, Any]]:
              "seen_at": BASE + timedelta(minutes=3 + p)} for p in range(2)]
 
 
-# Shape columns some tables key their partitions by (window length and slide, seconds):
-# filled with the stream job's defaults when the schema has them.
-SHAPE = {"window_seconds": 300, "slide_seconds": 30}
-
-
 def insert(session, table: str, rows: list[dict[str, Any]]) -> None:
-    existing = {r.column_name for r in session.execute(
-        "SELECT column_name FROM system_schema.columns WHERE keyspace_name = %s "
-        "AND table_name = %s", (session.keyspace, table))}
-    extra = {k: v for k, v in SHAPE.items() if k in existing}
-    for row in (({**r, **extra}) for r in rows):
+    for row in rows:
         columns = ", ".join(row)
         marks = ", ".join(["%s"] * len(row))
         session.execute(f"INSERT INTO {table} ({columns}) VALUES ({marks})", list(row.values()))
