@@ -64,3 +64,14 @@ def consume(bootstrap: str, topic: str, expected: int,
         return records
     finally:
         consumer.close()
+
+
+def records_in(bootstrap: str, topic: str) -> int:
+    """Records written to a topic so far (the sum of its partitions' end offsets)."""
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=None)
+    try:
+        partitions = [TopicPartition(topic, p)
+                      for p in consumer.partitions_for_topic(topic) or ()]
+        return sum(consumer.end_offsets(partitions).values())
+    finally:
+        consumer.close()

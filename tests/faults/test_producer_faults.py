@@ -11,8 +11,7 @@ import time
 import pytest
 from conftest import FaultReport  # tests/faults/conftest.py
 from finnhub_server import FakeFinnhub
-from kafka import KafkaConsumer, TopicPartition
-from producer_testing import consume
+from producer_testing import consume, records_in
 
 from producer.avro_codec import decode
 from producer.messages import parse_message
@@ -32,17 +31,6 @@ def wait_until(condition, what: str, timeout: float = 120.0) -> None:
     while not condition():
         assert time.monotonic() < deadline, f"timed out waiting for {what}"
         time.sleep(0.05)
-
-
-def records_in(bootstrap: str, topic: str) -> int:
-    """Records written to a topic so far (the sum of its partitions' end offsets)."""
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=None)
-    try:
-        partitions = [TopicPartition(topic, p)
-                      for p in consumer.partitions_for_topic(topic) or ()]
-        return sum(consumer.end_offsets(partitions).values())
-    finally:
-        consumer.close()
 
 
 def _identity(trade) -> tuple:
