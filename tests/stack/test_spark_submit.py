@@ -11,9 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from stack import lifecycle, spark_cluster, spark_submit
+from stack import lifecycle, pipeline, spark_cluster, spark_submit
 from stack.config import PROJECT_ROOT, StackConfig
 from stack.errors import StackError
+from stack.pipeline import RunConfig
 
 
 def test_artifact_holds_every_module_of_the_packages_and_is_reproducible(tmp_path: Path) -> None:
@@ -82,3 +83,15 @@ def test_worker_and_ui_port_lists_must_pair_up(stack_config: StackConfig) -> Non
     config = dataclasses.replace(stack_config, spark_worker_ui_ports=(8081,))
     with pytest.raises(StackError, match="2 Spark worker ports but 1 worker UI ports"):
         spark_cluster.servers(config)
+
+
+def test_run_on_cluster_without_a_master_says_how_to_start_one(stack_config: StackConfig) -> None:
+    with socket.socket() as unused:
+        unused.bind(("127.0.0.1", 0))
+        port = unused.getsockname()[1]
+    config = RunConfig(stack=dataclasses.replace(stack_config, spark_master_ui_port=port,
+                                                 spark_master_port=port),
+                       live=False, symbols="AAPL", synthetic_rate=1.0, on_cluster=True)
+    with pytest.raises(StackError, match=rf"no Spark master answers at spark://127.0.0.1:{port}"
+                                         r"\n  hint: start it with `RUN_ON_CLUSTER=1 make"):
+        pipeline.programs(config, {})
