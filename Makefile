@@ -81,9 +81,9 @@ test-unit: install ## Run only the tests that need no running stack
 	$(PY) -m pytest -m "not integration and not faults"
 
 .PHONY: bench
-bench: jars stack-up ## Benchmarks: producer throughput and end-to-end latency (docs/benchmarks.md)
+bench: jars stack-up ## Benchmarks: producer throughput; stream job drain, latency, RSS (docs/benchmarks.md)
 	$(PY) -m bench.producer_throughput
-	$(PY) -m bench.e2e_latency
+	$(PY) -m bench.stream_job
 
 .PHONY: dashboards
 dashboards: jars stack-up ## Refresh docs/img/*.png: the dashboards rendered after a short real pipeline run

@@ -31,7 +31,11 @@ def drop(stack: StackConfig, topic: str, session=None, keyspace: str | None = No
     admin.delete_topics([topic])
     admin.close()
     if session is not None and keyspace:
-        session.execute(f"DROP KEYSPACE IF EXISTS {keyspace}", timeout=60)
+        drop_keyspace(session, keyspace)
+
+
+def drop_keyspace(session, keyspace: str) -> None:
+    session.execute(f"DROP KEYSPACE IF EXISTS {keyspace}", timeout=60)
 
 
 def percentile(sorted_values: list[float], q: float) -> float:

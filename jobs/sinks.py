@@ -3,7 +3,7 @@
 Every table is keyed deterministically (Kafka coordinates, symbol + window), so a
 write is an idempotent upsert: a micro-batch replayed after a crash, or a recompute,
 rewrites the same rows. (The stream job's few pane and window rows per batch go
-through jobs.pane_store instead.)
+through jobs.stream_store instead.)
 """
 
 from __future__ import annotations

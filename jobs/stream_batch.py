@@ -8,7 +8,7 @@ The batch is read from Kafka and decoded once, and kept in memory while it is us
    (a few rows per symbol);
 4. in the driver: read the stored panes of every window a partial touches, fold the
    partials in, write the panes, merge and write the touched minute and moving-mean
-   windows (jobs.panes has the logic, jobs.pane_store the I/O).
+   windows (jobs.panes has the logic, jobs.stream_store the I/O).
 
 Every write is an idempotent upsert, and a pane remembers the last batch folded into
 it, so a batch replayed after a crash (same id, same offsets) changes nothing twice.
@@ -17,7 +17,6 @@ it, so a batch replayed after a crash (same id, same offsets) changes nothing tw
 from __future__ import annotations
 
 import logging
-import time
 import uuid
 from collections import defaultdict
 from collections.abc import Callable
@@ -27,7 +26,6 @@ from datetime import datetime, timedelta, timezone
 from pyspark.sql import DataFrame, Observation
 from pyspark.sql import functions as F
 
-from jobs.pane_store import PaneStore, RunSettings
 from jobs.panes import (
     MINUTE,
     Pane,
@@ -45,6 +43,7 @@ from jobs.panes import (
 )
 from jobs.settings import WindowSpec
 from jobs.sinks import write_table
+from jobs.stream_store import BatchReport, RunSettings, StreamStore
 from jobs.transforms import TradeBounds, decode_trades, rejected_records, valid_trades
 
 log = logging.getLogger("jobs.stream_batch")
@@ -58,6 +57,7 @@ class RunSettingsError(RuntimeError):
 
 @dataclass(frozen=True)
 class BatchPlan:
+    job: str
     keyspace: str
     topic: str
     schema_json: str = field(repr=False)
@@ -77,29 +77,17 @@ class BatchPlan:
                            whole_seconds(self.windows.moving_slide), whole_seconds(self.pane))
 
 
-@dataclass(frozen=True)
-class BatchReport:
-    """What one micro-batch did; the stream job logs it."""
-
-    batch_id: int
-    records: int
-    trades: int
-    rejected: int
-    panes: int
-    minute_rows: int
-    moving_rows: int
-    seconds: float
-    max_ingest_ts: datetime | None
-
-    def line(self) -> str:
-        return (f"batch={self.batch_id} records={self.records} trades={self.trades}"
-                f" rejected={self.rejected} panes={self.panes}"
-                f" minute_rows={self.minute_rows} moving_rows={self.moving_rows}"
-                f" duration_ms={self.seconds * 1000:.0f}")
-
-
 def utc_millis(value: int) -> datetime:
     return datetime.fromtimestamp(value / 1000, tz=timezone.utc)
+
+
+def now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def since(ingest_ms: int | None, moment: datetime) -> float | None:
+    """Milliseconds from an ingest time (epoch ms) to a moment; None without trades."""
+    return None if ingest_ms is None else moment.timestamp() * 1000 - ingest_ms
 
 
 def collect_partials(trades: DataFrame, plan: BatchPlan) -> dict[str, dict[datetime, Partial]]:
@@ -125,7 +113,7 @@ def collect_partials(trades: DataFrame, plan: BatchPlan) -> dict[str, dict[datet
 class BatchProcessor:
     """The foreachBatch function of the stream job."""
 
-    def __init__(self, plan: BatchPlan, store: PaneStore,
+    def __init__(self, plan: BatchPlan, store: StreamStore,
                  report: Callable[[BatchReport], None]) -> None:
         self.plan = plan
         self.store = store
@@ -133,20 +121,24 @@ class BatchProcessor:
         self._known_runs: set[uuid.UUID] = set()
 
     def __call__(self, batch: DataFrame, batch_id: int) -> None:
-        started = time.monotonic()
+        started_at = now()
         run_id = self._run_id(batch)
         plan = self.plan
         decoded = batch.transform(decode_trades(plan.schema_json, plan.bounds)).persist()
         try:
             stats = Observation(f"batch-{batch_id}")
+            valid_ingest = F.when(F.col("reason").isNull(), F.unix_millis("trade.ingest_ts"))
             observed = decoded.observe(
                 stats,
                 F.count(F.lit(1)).alias("records"),
                 F.count("reason").alias("rejected"),
-                F.max(F.when(F.col("reason").isNull(), F.col("trade.ingest_ts")))
-                .alias("max_ingest_ts"),
+                # The oldest (1st percentile) and median ingest times of the trades; as
+                # two scalars, since an observed array reaches Python as a Java object.
+                F.percentile_approx(valid_ingest, 0.01).alias("oldest_ingest_ms"),
+                F.percentile_approx(valid_ingest, 0.5).alias("median_ingest_ms"),
             )
             write_table(observed.transform(valid_trades), plan.keyspace, "trades")
+            trades_written_at = now()
             counts = stats.get
             if counts["rejected"]:
                 write_table(decoded.transform(rejected_records()), plan.keyspace,
@@ -156,10 +148,15 @@ class BatchProcessor:
         finally:
             decoded.unpersist()
         panes, minutes, moving = self._merge(run_id, batch_id, batch_partials)
-        self.report(BatchReport(
+        finished_at = now()
+        oldest, median = counts["oldest_ingest_ms"], counts["median_ingest_ms"]
+        report = BatchReport(
             batch_id, counts["records"], counts["records"] - counts["rejected"],
-            counts["rejected"], panes, minutes, moving, time.monotonic() - started,
-            counts["max_ingest_ts"]))
+            counts["rejected"], panes, minutes, moving, started_at, trades_written_at,
+            finished_at, since(median, trades_written_at), since(oldest, trades_written_at),
+            since(oldest, finished_at))
+        self.store.save_progress(self.plan.job, run_id, report)
+        self.report(report)
 
     def _run_id(self, batch: DataFrame) -> uuid.UUID:
         """The streaming query's id: the same for every restart from one checkpoint."""

@@ -34,12 +34,13 @@ from pyspark.errors import StreamingQueryException
 from pyspark.sql import SparkSession
 from pyspark.sql.streaming import StreamingQuery
 
-from jobs import checkpoints, pane_store, settings
+from jobs import checkpoints, settings, stream_store
 from jobs.progress import ProgressLogger, configure_logging, error_summary
 from jobs.session import start_session
 from jobs.settings import CassandraTarget, SparkLaunch, WindowSpec, env_default
 from jobs.sources import KafkaTopic, read_stream
-from jobs.stream_batch import BatchPlan, BatchProcessor, BatchReport
+from jobs.stream_batch import BatchPlan, BatchProcessor
+from jobs.stream_store import BatchReport
 from jobs.transforms import TradeBounds
 
 log = logging.getLogger("jobs.stream_processor")
@@ -126,7 +127,7 @@ def parse_config(argv: Sequence[str], env: Mapping[str, str]) -> StreamConfig:
 
 
 def batch_plan(config: StreamConfig) -> BatchPlan:
-    return BatchPlan(keyspace=config.cassandra.keyspace, topic=config.kafka.topic,
+    return BatchPlan(job=QUERY_NAME, keyspace=config.cassandra.keyspace, topic=config.kafka.topic,
                      schema_json=config.avro_schema.read_text(), windows=config.windows,
                      bounds=config.bounds)
 
@@ -188,7 +189,7 @@ def stop_on_signals(stop: threading.Event) -> None:
         signal.signal(signum, request_stop)
 
 
-def run(spark: SparkSession, config: StreamConfig, store: pane_store.PaneStore) -> int:
+def run(spark: SparkSession, config: StreamConfig, store: stream_store.StreamStore) -> int:
     spark.streams.addListener(ProgressLogger())
     query = start_query(spark, config, BatchProcessor(batch_plan(config), store, log_batch))
     stop = threading.Event()
@@ -214,7 +215,7 @@ def main(config: StreamConfig) -> int:
                   "(env STREAM_CHECKPOINT_ROOT)", err)
         return 2
     try:
-        cluster, store = pane_store.open_store(config.cassandra)
+        cluster, store = stream_store.open_store(config.cassandra)
     except (DriverException, NoHostAvailable) as err:
         # Cassandra down or the schema not applied: a later restart may well succeed.
         log.error("Cassandra keyspace %s is not usable: %s; is Cassandra up and the schema"

@@ -16,7 +16,7 @@ from functools import reduce
 
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
-from pyspark.sql.avro.functions import from_avro, to_avro
+from pyspark.sql.avro.functions import from_avro
 
 Transform = Callable[[DataFrame], DataFrame]
 
@@ -70,6 +70,52 @@ def is_finite(x: Column) -> Column:
     return x.isNotNull() & ~F.isnan(x) & (F.abs(x) < F.lit(float("inf")))
 
 
+def varint_size(value: Column) -> Column:
+    """Bytes of Avro's zig-zag varint encoding of a long."""
+    zigzag = F.shiftleft(value, 1).bitwiseXOR(F.shiftright(value, 63))
+    size = F.when(zigzag < 0, 10)  # the top bit set, as unsigned: 64 bits, 10 bytes
+    for n in range(1, 9):
+        size = size.when(zigzag < F.lit(1 << (7 * n)), n)
+    return size.otherwise(9)  # 57 to 63 bits
+
+
+def _type_size(value: Column, avro_type: object) -> Column:
+    """Encoded size of a decoded value of one Avro type (the types trade.avsc uses)."""
+    if isinstance(avro_type, list):  # a union: the branch index, then the value
+        null_first = avro_type[0] == "null"
+        other = avro_type[1] if null_first else avro_type[0]
+        if len(avro_type) != 2 or "null" not in avro_type:
+            raise ValueError(f"only [null, T] unions are supported: {avro_type}")
+        return F.lit(1) + F.when(value.isNull(), 0).otherwise(_type_size(value, other))
+    kind = avro_type if isinstance(avro_type, str) else avro_type["type"]
+    if kind == "string":
+        octets = F.octet_length(value)
+        return varint_size(octets.cast("long")) + octets
+    if kind == "double":
+        return F.lit(8)
+    if kind == "long" and isinstance(avro_type, dict) \
+            and avro_type.get("logicalType") == "timestamp-millis":
+        return varint_size(F.unix_millis(value))
+    if kind == "array":
+        # One block of n items, then the 0 that ends the array (just the 0 when empty).
+        items = F.aggregate(value, F.lit(0), lambda acc, item: acc + _type_size(
+            item, avro_type["items"]))
+        count = F.size(value).cast("long")
+        return F.when(count == 0, 1).otherwise(varint_size(count) + items + 1)
+    raise ValueError(f"no encoded size for Avro type {avro_type!r}")
+
+
+def avro_encoded_size(record: Column, schema: dict) -> Column:
+    """Bytes of the canonical Avro binary encoding of a decoded record of `schema`.
+
+    Canonical here means what every Avro writer produces for these types: one block per
+    non-empty array. Only the types the trade schema uses are supported; a new field
+    type fails loudly here rather than mis-measuring.
+    """
+    sizes = [_type_size(record[f["name"]], f["type"]) for f in schema["fields"]]
+    return reduce(Column.__add__, sizes)
+
+
 def undecodable(trade: Column, schema_json: str) -> Column:
     """True when from_avro (PERMISSIVE) could not decode the record.
 
@@ -90,9 +136,9 @@ def rejection_reason(trade: Column, payload: Column, kafka_ts: Column, schema_js
     price, volume = trade["price"], trade["volume"]
     symbol, trade_ts = trade["symbol"], trade["trade_ts"]
     latest = kafka_ts + F.make_dt_interval(secs=F.lit(bounds.max_clock_skew.total_seconds()))
-    # Avro binary is canonical for this schema: re-encoding a datum gives back exactly
-    # the bytes it was read from, so a longer payload carried bytes from_avro ignored.
-    reencoded_length = F.length(to_avro(trade, schema_json))
+    # from_avro ignores bytes after the record: a payload longer than the record's
+    # encoding carried something else. The length is computed, not re-encoded.
+    reencoded_length = avro_encoded_size(trade, json.loads(schema_json))
     return (
         F.when(payload.isNull() | (F.length(payload) == 0), "empty_value")
         .when(undecodable(trade, schema_json), "undecodable_avro")

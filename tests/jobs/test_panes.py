@@ -12,7 +12,6 @@ from hypothesis import strategies as st
 from pyspark.sql import SparkSession
 from pyspark.testing import assertDataFrameEqual
 
-from jobs.pane_store import day_slices
 from jobs.panes import (
     Pane,
     Partial,
@@ -28,6 +27,7 @@ from jobs.panes import (
     spans_to_read,
     windows_touched,
 )
+from jobs.stream_store import day_slices
 
 MIN, SEC = timedelta(minutes=1), timedelta(seconds=1)
 MOVING = WindowShape(5 * MIN, 30 * SEC)

@@ -9,11 +9,14 @@ from pathlib import Path
 
 import fastavro
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.testing import assertDataFrameEqual
 
 from jobs.transforms import (
+    avro_encoded_size,
     decode_trades,
     minute_windows,
     moving_means,
@@ -282,3 +285,50 @@ def test_moving_means_over_sliding_windows(spark: SparkSession) -> None:
     kept = actual.transform(windows_overlapping(utc(2024, 3, 1, 12, 1, 20),
                                                 utc(2024, 3, 1, 12, 1, 40)))
     assertDataFrameEqual(kept, expected.where(F.col("trade_count") != 3), rtol=1e-12)
+
+
+SPARK_MAX_MILLIS = (2**63 - 1) // 1000
+symbols = st.text(max_size=20)
+millis = st.one_of(st.integers(-(2**62), 2**62), st.sampled_from([0, -1, 2**63 - 1, -(2**63)]))
+records = st.fixed_dictionaries({
+    "symbol": symbols,
+    "price": st.floats(allow_nan=False),
+    "volume": st.floats(allow_nan=False),
+    "trade_ts": millis,
+    "conditions": st.one_of(st.none(), st.lists(st.text(max_size=5), max_size=300)),
+    "ingest_ts": millis,
+})
+
+
+@settings(max_examples=4, deadline=None)
+@given(batch=st.lists(records, min_size=1, max_size=60))
+def test_any_record_decodes_or_is_rejected_and_its_size_is_computed_exactly(
+    spark: SparkSession, batch: list[dict]
+) -> None:
+    """Every encodable record, extreme timestamps included, never fails the batch: it is
+    a valid trade or rejected with a reason, and trailing bytes are always noticed."""
+    rows = []
+    for n, record in enumerate(batch):
+        buffer = io.BytesIO()
+        fastavro.schemaless_writer(buffer, AVRO_SCHEMA, record)
+        rows += [("Market", 0, 2 * n, KAFKA_TS, buffer.getvalue()),
+                 ("Market", 0, 2 * n + 1, KAFKA_TS, buffer.getvalue() + b"\x00")]
+    decoded = spark.createDataFrame(rows, KAFKA_SCHEMA).transform(decode_trades(SCHEMA_JSON))
+    result = decoded.select(
+        "kafka_offset", "reason", F.length("payload").alias("length"),
+        avro_encoded_size(F.col("trade"), json.loads(SCHEMA_JSON)).alias("size")).collect()
+    reasons = {r.kafka_offset: r.reason for r in result}
+    assert len(reasons) == len(rows)
+    # The computed size of every decoded record is its encoding's length, byte for byte;
+    # a time beyond Spark's microsecond range decodes as null, so has no size (and its
+    # record is rejected as missing_trade_ts or missing_ingest_ts).
+    in_range = [all(abs(record[f]) <= SPARK_MAX_MILLIS for f in ("trade_ts", "ingest_ts"))
+                for record in batch]
+    assert [r.size for r in result if r.kafka_offset % 2 == 0] == [
+        r.length if ok else None
+        for r, ok in zip((r for r in result if r.kafka_offset % 2 == 0), in_range, strict=True)]
+    for n in range(len(batch)):
+        # A record with a byte appended is never accepted.
+        assert reasons[2 * n + 1] is not None
+        # Without it, a record is rejected for a value, never for its length.
+        assert reasons[2 * n] != "trailing_bytes", batch[n]

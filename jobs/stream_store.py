@@ -1,4 +1,4 @@
-"""Thin Cassandra I/O of the stream job's driver: panes, window rows and run settings.
+"""Thin Cassandra I/O of the stream job's driver: panes, window rows, runs, progress.
 
 A micro-batch touches a handful of panes and windows per symbol, so the driver reads
 and writes them with the Python driver's prepared statements instead of planning
@@ -36,6 +36,42 @@ class MissingKeyspaceError(DriverException):
     """The schema was not applied to this keyspace."""
 
 
+@dataclass(frozen=True)
+class BatchReport:
+    """What one micro-batch did: a `stream_progress` row, and the job's log line.
+
+    Latencies run from the producer's ingest_ts of the batch's trades to the moment
+    their rows (trade_*), and the windows containing them (window_*), were written.
+    """
+
+    batch_id: int
+    records: int
+    trades: int
+    rejected: int
+    panes: int
+    minute_rows: int
+    moving_rows: int
+    started_at: datetime
+    trades_written_at: datetime
+    finished_at: datetime
+    trade_latency_p50_ms: float | None
+    trade_latency_p99_ms: float | None
+    window_latency_p99_ms: float | None
+
+    def line(self) -> str:
+        def ms(value: float | None) -> str:
+            return "-" if value is None else f"{value:.0f}"
+
+        seconds = (self.finished_at - self.started_at).total_seconds()
+        return (f"batch={self.batch_id} records={self.records} trades={self.trades}"
+                f" rejected={self.rejected} panes={self.panes}"
+                f" minute_rows={self.minute_rows} moving_rows={self.moving_rows}"
+                f" duration_ms={seconds * 1000:.0f}"
+                f" latency_ms_p50={ms(self.trade_latency_p50_ms)}"
+                f" p99={ms(self.trade_latency_p99_ms)}"
+                f" windows_p99={ms(self.window_latency_p99_ms)}")
+
+
 def connect(target: CassandraTarget) -> tuple[Cluster, Session]:
     from cassandra.auth import PlainTextAuthProvider
 
@@ -46,14 +82,14 @@ def connect(target: CassandraTarget) -> tuple[Cluster, Session]:
     return cluster, cluster.connect()
 
 
-def open_store(target: CassandraTarget) -> tuple[Cluster, PaneStore]:
+def open_store(target: CassandraTarget) -> tuple[Cluster, StreamStore]:
     """A connected store; the caller shuts the cluster down."""
     cluster, session = connect(target)
     try:
         # Checked first: preparing against a missing keyspace logs a driver traceback.
         if target.keyspace not in cluster.metadata.keyspaces:
             raise MissingKeyspaceError(f"keyspace {target.keyspace} does not exist")
-        return cluster, PaneStore(session, target.keyspace)
+        return cluster, StreamStore(session, target.keyspace)
     except Exception:
         cluster.shutdown()
         raise
@@ -72,7 +108,7 @@ def day_slices(start: datetime, end: datetime) -> Iterator[tuple[datetime, datet
         start = min(end, midnight)
 
 
-class PaneStore:
+class StreamStore:
     def __init__(self, session: Session, keyspace: str) -> None:
         self.session = session
         values = ", ".join(PARTIAL_VALUES)
@@ -94,6 +130,11 @@ class PaneStore:
         self._select_run = prepare(
             f"SELECT topic, window_seconds, slide_seconds, pane_seconds"
             f" FROM {keyspace}.stream_runs WHERE run_id = ?")
+        self._insert_progress = prepare(
+            f"INSERT INTO {keyspace}.stream_progress (job, day, finished_at, batch_id, run_id,"
+            " started_at, trades_written_at, records, trades, rejected, panes, minute_rows,"
+            " moving_rows, trade_latency_p50_ms, trade_latency_p99_ms, window_latency_p99_ms)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
         self._insert_run = prepare(
             f"INSERT INTO {keyspace}.stream_runs (run_id, topic, window_seconds, slide_seconds,"
             " pane_seconds, started_at) VALUES (?, ?, ?, ?, ?, ?) IF NOT EXISTS")
@@ -107,6 +148,16 @@ class PaneStore:
             settings.pane_seconds, datetime.now(timezone.utc)))
         row = self.session.execute(self._select_run, (run_id,)).one()
         return RunSettings(row.topic, row.window_seconds, row.slide_seconds, row.pane_seconds)
+
+    # --- progress ---
+
+    def save_progress(self, job: str, run_id: uuid.UUID, report: BatchReport) -> None:
+        self.session.execute(self._insert_progress, (
+            job, report.finished_at.date(), report.finished_at, report.batch_id, run_id,
+            report.started_at, report.trades_written_at, report.records, report.trades,
+            report.rejected, report.panes, report.minute_rows, report.moving_rows,
+            report.trade_latency_p50_ms, report.trade_latency_p99_ms,
+            report.window_latency_p99_ms))
 
     # --- panes ---
 
