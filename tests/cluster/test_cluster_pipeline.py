@@ -36,7 +36,9 @@ from pipeline_testing import (
 )
 
 from stack import lifecycle, spark_cluster, spark_submit
+from stack import pipeline as run_pipeline
 from stack.config import StackConfig
+from stack.pipeline import RunConfig
 
 pytestmark = [pytest.mark.cluster, pytest.mark.integration, pytest.mark.timeout(1200)]
 
@@ -104,13 +106,13 @@ def commit_files(checkpoint_root: Path) -> dict[str, float]:
 
 
 def wait_until(check: Callable[[], bool], what: str, job: ClusterJob,
-               timeout_s: float = JOB_TIMEOUT_S) -> None:
+               timeout_s: float = JOB_TIMEOUT_S, poll_s: float = 0.5) -> None:
     deadline = time.monotonic() + timeout_s
     while not check():
         assert job.process.poll() is None, f"the driver ended early\n{job.output()[-4000:]}"
         assert time.monotonic() < deadline, f"not within {timeout_s:.0f}s: {what}\n" \
                                             f"{job.output()[-4000:]}"
-        time.sleep(0.5)
+        time.sleep(poll_s)
 
 
 def wait_for_tables(session, pipeline: Pipeline, job: ClusterJob, timeout_s: float = 300) -> None:
@@ -284,6 +286,11 @@ def test_worker_sigkilled_mid_stream_tasks_rescheduled_nothing_lost(
         worker_state = http_json(f"http://127.0.0.1:{cluster.spark_worker_ui_ports[0]}/json/")
         doomed = {str(e["id"]) for e in worker_state["executors"]}
         assert doomed, "the first worker runs no executor of the job"
+        # Kill while one of its tasks runs, so that the task has to run again elsewhere;
+        # whether it still runs a few milliseconds later is up to the scheduler.
+        wait_until(lambda: any(str(e["id"]) in doomed and e["activeTasks"] > 0
+                               for e in executors(job)),
+                   "a task running on the first worker", job, poll_s=0.02)
         before_kill = batches(checkpoints)
         # The worker and its executor, as when their machine dies; trades keep coming.
         os.killpg(worker.pid(), signal.SIGKILL)
@@ -386,3 +393,16 @@ def test_cluster_leaves_no_process_when_stopped_and_restarts(cluster: StackConfi
         time.sleep(0.5)
     lifecycle.spark_up(cluster)
     assert alive_workers(cluster) == set(cluster.spark_worker_ports)
+
+
+def test_run_on_cluster_supervises_spark_submit_of_the_stream_job(cluster: StackConfig) -> None:
+    """`RUN_ON_CLUSTER=1 make run`: the stream-job program is a spark-submit to the cluster."""
+    config = RunConfig(stack=cluster, live=False, symbols="AAPL", synthetic_rate=1.0,
+                       on_cluster=True)
+    job = next(p for p in run_pipeline.programs(config, {}) if p.name == "stream-job")
+    home = spark_cluster.spark_home()
+    assert job.command[:3] == [f"{home}/bin/spark-submit", "--master", cluster.spark_master_url]
+    assert job.command[-3:] == [str(spark_submit.STREAM_JOB), "--avro-schema",
+                                str(spark_submit.AVRO_SCHEMA)]
+    assert job.env["STREAM_CHECKPOINT_ROOT"] == str(config.checkpoint_root)
+    assert Path(job.command[job.command.index("--py-files") + 1]).is_file()
