@@ -84,6 +84,10 @@ def _launcher(config: StackConfig, home: Path) -> list[str]:
         # Executors' scratch space (shuffle, spilled blocks) stays in the work folder.
         "SPARK_LOCAL_DIRS": home / "tmp",
         "SPARK_DAEMON_JAVA_OPTS": f"-Djava.io.tmpdir={home / 'tmp'}",
+        # Each application leaves its jars and logs in the worker's work folder: drop
+        # those of applications finished for a week.
+        "SPARK_WORKER_OPTS": "-Dspark.worker.cleanup.enabled=true"
+                             " -Dspark.worker.cleanup.appDataTtl=604800",
     }
     jhome = java_home(config.java)
     if jhome is not None:

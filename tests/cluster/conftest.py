@@ -55,6 +55,9 @@ def cluster(stack: StackConfig, work_dir: Path) -> Iterator[StackConfig]:
         assert time.monotonic() < deadline, (
             f"Spark processes left behind: {spark_pids(config.stack_dir)}")
         time.sleep(0.5)
+    # The logs stay for a look after a failure; the jars each executor fetched go.
+    for jar in config.stack_dir.glob("spark/worker-*/work/app-*/*/*.jar"):
+        jar.unlink()
 
 
 @pytest.fixture
