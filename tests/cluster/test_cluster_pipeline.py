@@ -406,3 +406,17 @@ def test_run_on_cluster_supervises_spark_submit_of_the_stream_job(cluster: Stack
                                 str(spark_submit.AVRO_SCHEMA)]
     assert job.env["STREAM_CHECKPOINT_ROOT"] == str(config.checkpoint_root)
     assert Path(job.command[job.command.index("--py-files") + 1]).is_file()
+
+
+def test_status_lists_the_running_cluster(cluster: StackConfig, capsys) -> None:
+    from stack.__main__ import main
+
+    # Kafka and Cassandra run outside this private state folder, so they show as
+    # stopped there and the status is not all ready: exit 1.
+    assert main("status", cluster) == 1
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split()[:2] for line in lines[:2]] == [["kafka", "stopped"],
+                                                        ["cassandra", "stopped"]]
+    spark = {line.split()[0]: line.split()[1] for line in lines if line.startswith("spark-")}
+    assert spark == {"spark-master": "ready", "spark-worker-1": "ready",
+                     "spark-worker-2": "ready"}
