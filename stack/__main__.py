@@ -7,10 +7,10 @@ import argparse
 import logging
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from stack import jars, lifecycle, pipeline, spark_cluster
+from stack import jars, lifecycle, pipeline, process, spark_cluster
 from stack.config import DEFAULT_WORK_DIR, StackConfig
 from stack.errors import StackError
 from stack.pipeline import RunConfig
@@ -80,11 +80,13 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     return build_parser().parse_args(argv)
 
 
-def parse_config(argv: Sequence[str] | None = None) -> tuple[str, StackConfig]:
-    return _stack_config(parse_args(argv))
+def parse_config(argv: Sequence[str] | None = None,
+                 environ: Mapping[str, str] = os.environ) -> tuple[str, StackConfig]:
+    return _stack_config(parse_args(argv), environ)
 
 
-def _stack_config(args: argparse.Namespace) -> tuple[str, StackConfig]:
+def _stack_config(args: argparse.Namespace,
+                  environ: Mapping[str, str]) -> tuple[str, StackConfig]:
     config = StackConfig(
         work_dir=args.work_dir.resolve(), kafka_port=args.kafka_port,
         kafka_controller_port=args.kafka_controller_port, kafka_heap=args.kafka_heap,
@@ -96,6 +98,7 @@ def _stack_config(args: argparse.Namespace) -> tuple[str, StackConfig]:
         spark_worker_ports=args.spark_worker_ports,
         spark_worker_ui_ports=args.spark_worker_ui_ports,
         spark_worker_memory=args.spark_worker_memory,
+        server_env=process.allowed_env(environ),
     )
     return args.command, config
 
@@ -136,7 +139,7 @@ if __name__ == "__main__":
         logging.getLogger(noisy).setLevel(logging.CRITICAL)
     try:
         arguments = parse_args()
-        command, stack_config = _stack_config(arguments)
+        command, stack_config = _stack_config(arguments, os.environ)
         if command == "run":
             sys.exit(pipeline.run(run_config(arguments, stack_config), dict(os.environ)))
         sys.exit(main(command, stack_config, on_cluster=arguments.on_cluster))

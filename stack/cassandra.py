@@ -87,4 +87,5 @@ def server(config: StackConfig) -> Server:
         command=command,
         ready=lambda: cassandra_ready(config.host, config.cassandra_port),
         prepare=prepare,
+        env=config.server_env,
     )

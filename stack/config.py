@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -40,6 +41,10 @@ class StackConfig:
     spark_worker_cores: int = 1
     spark_worker_memory: str = "1g"
     spark_daemon_heap: str = "256m"
+    # What the servers (Kafka, Cassandra, Spark daemons) and their tools inherit: only an
+    # allow-listed part of the caller's environment (PATH, JAVA_HOME and the like), chosen
+    # by the entry point, so an exported FINNHUB_TOKEN never reaches them.
+    server_env: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def jars_dir(self) -> Path:

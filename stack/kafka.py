@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import base64
 import logging
-import os
 import subprocess
 import uuid
 
-from stack import jars, process
+from stack import jars
 from stack.config import StackConfig
 from stack.errors import StackError
 from stack.server import Server, classpath, common_jvm_options, render
@@ -26,7 +25,7 @@ def _format_storage(config: StackConfig, java: list[str], properties: str) -> No
     cmd = [*java, "kafka.tools.StorageTool", "format", "-t", id_file.read_text().strip(),
            "-c", properties, "--ignore-formatted"]
     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=home, check=False,
-                          env=process.allowed_env(os.environ))
+                          env=dict(config.server_env))
     if proc.returncode != 0:
         raise StackError(
             f"Kafka storage format failed:\n{(proc.stdout + proc.stderr).strip()[-2000:]}",
@@ -78,6 +77,7 @@ def server(config: StackConfig) -> Server:
         command=lambda: [*base(), "kafka.Kafka", str(properties)],
         ready=lambda: kafka_ready(config.kafka_bootstrap),
         prepare=prepare,
+        env=config.server_env,
     )
 
 

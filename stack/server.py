@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from string import Template
 
@@ -23,6 +23,8 @@ class Server:
     command: Callable[[], list[str]]
     ready: Callable[[], bool]
     prepare: Callable[[], None] = lambda: None
+    # The whole environment of the server process (StackConfig.server_env).
+    env: Mapping[str, str] = field(default_factory=dict, repr=False)
 
     @property
     def pidfile(self) -> Path:
@@ -41,10 +43,8 @@ class Server:
 
     def launch(self) -> int:
         self.prepare()
-        # The servers get only the allow-listed part of the caller's environment
-        # (PATH, JAVA_HOME and the like): an exported FINNHUB_TOKEN stays out of them.
-        env = process.allowed_env(os.environ)
-        pid = process.start_daemon(self.command(), self.console_log, self.home, env=env)
+        pid = process.start_daemon(self.command(), self.console_log, self.home,
+                                   env=dict(self.env))
         process.write_pidfile(self.pidfile, pid)
         return pid
 

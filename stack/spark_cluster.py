@@ -113,6 +113,7 @@ def master(config: StackConfig) -> Server:
                          "--webui-port", str(config.spark_master_ui_port)],
         ready=lambda: master_ready(config),
         prepare=lambda: _prepare(config, home),
+        env=config.server_env,
     )
 
 
@@ -131,6 +132,7 @@ def worker(config: StackConfig, index: int) -> Server:
                          "--work-dir", str(home / "work"), config.spark_master_url],
         ready=lambda: worker_ready(config, port),
         prepare=lambda: _prepare(config, home),
+        env=config.server_env,
     )
 
 

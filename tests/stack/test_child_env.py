@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from stack import process
+from stack import cassandra, kafka, process, spark_cluster
+from stack.__main__ import parse_config
 from stack.config import StackConfig
 from stack.pipeline import RunConfig, programs
 from stack.server import Server
@@ -73,18 +74,26 @@ def test_supervised_program_runs_with_exactly_its_environment(tmp_path: Path) ->
     assert TOKEN not in json.dumps(seen)
 
 
-def test_stack_servers_do_not_inherit_the_token(tmp_path: Path,
-                                                monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("FINNHUB_TOKEN", TOKEN)
-    monkeypatch.setenv("CASSANDRA_PASSWORD", "cass-pw")
-    monkeypatch.setenv("JAVA_HOME", "/opt/jdk")
-    server = Server(name="probe", home=tmp_path, ports={}, command=lambda: DUMP_ENV,
-                    ready=lambda: True)
-    pid = server.launch()
+def test_stack_servers_do_not_inherit_the_token(tmp_path: Path) -> None:
+    # The entry point chooses the servers' environment from the caller's.
+    config = parse_config(["--work-dir", str(tmp_path), "status"], CALLER_ENV)[1]
+    allowed = {"PATH": "/usr/bin:/bin", "HOME": "/home/u", "LANG": "C.UTF-8",
+               "JAVA_HOME": "/opt/jdk"}
+    assert dict(config.server_env) == allowed
+    for server in (kafka.server(config), cassandra.server(config),
+                   *spark_cluster.servers(config)):
+        assert dict(server.env) == allowed, server.name
+    assert TOKEN not in repr(config)
+
+    probe = Server(name="probe", home=tmp_path, ports={}, command=lambda: DUMP_ENV,
+                   ready=lambda: True, env=config.server_env)
+    pid = probe.launch()
     deadline = time.monotonic() + 60
-    while process.is_alive(pid) or not server.console_log.read_text().strip():
+    while process.is_alive(pid) or not probe.console_log.read_text().strip():
         assert time.monotonic() < deadline, "the probe server never wrote its environment"
         time.sleep(0.05)
-    seen = json.loads(server.console_log.read_text().splitlines()[-1])
-    assert seen.get("JAVA_HOME") == "/opt/jdk"
-    assert "FINNHUB_TOKEN" not in seen and "CASSANDRA_PASSWORD" not in seen
+    seen = json.loads(probe.console_log.read_text().splitlines()[-1])
+    # The interpreter may add its own (e.g. LC_CTYPE); nothing of the caller's beyond these.
+    assert set(allowed.items()) <= set(seen.items())
+    assert not set(seen) & {"FINNHUB_TOKEN", "CASSANDRA_PASSWORD", "GITHUB_TOKEN",
+                            "AWS_SECRET_ACCESS_KEY", "VIRTUAL_ENV"}
