@@ -19,12 +19,13 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import faulthandler
 import logging
 import os
 import signal
 import sys
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -47,6 +48,8 @@ log = logging.getLogger("jobs.stream_processor")
 
 # The query's name, and its checkpoint folder below the checkpoint root.
 QUERY_NAME = "market"
+# Longest wait for Spark and the Cassandra session to close before the process exits anyway.
+SHUTDOWN_TIMEOUT_S = 60.0
 
 
 @dataclass(frozen=True)
@@ -205,6 +208,30 @@ def run(spark: SparkSession, config: StreamConfig, store: stream_store.StreamSto
     return 2 if "RunSettingsError" in message else 1
 
 
+@contextlib.contextmanager
+def exit_if_stuck(timeout_s: float, code: Callable[[], int]) -> Iterator[None]:
+    """Exit the process if the block has not finished within timeout_s.
+
+    Stopping Spark can hang while the Cassandra connector still retries a node that
+    went down; a job that neither runs nor exits is the worst outcome for a
+    supervisor. Nothing is lost by exiting: the checkpoint replays the unfinished batch.
+    """
+    def give_up() -> None:
+        log.error("shutdown did not finish within %g s; exiting with code %d (threads "
+                  "below)", timeout_s, code())
+        faulthandler.dump_traceback(all_threads=True)
+        logging.shutdown()
+        os._exit(code())
+
+    timer = threading.Timer(timeout_s, give_up)
+    timer.daemon = True
+    timer.start()
+    try:
+        yield
+    finally:
+        timer.cancel()
+
+
 def main(config: StreamConfig) -> int:
     log.info("starting with %s", config)
     try:
@@ -222,11 +249,14 @@ def main(config: StreamConfig) -> int:
                   " applied (python -m stack schema)?", config.cassandra.keyspace, err)
         return 1
     spark = start_session("market-stream-processor", config.spark, config.cassandra)
+    code = 1
     try:
-        return run(spark, config, store)
+        code = run(spark, config, store)
+        return code
     finally:
-        spark.stop()
-        cluster.shutdown()
+        with exit_if_stuck(SHUTDOWN_TIMEOUT_S, lambda: code):
+            spark.stop()
+            cluster.shutdown()
 
 
 if __name__ == "__main__":

@@ -290,8 +290,7 @@ def test_checkpoint_folder_that_is_a_file_fails_fast(pipeline, fault_report) -> 
                           capture_output=True, text=True, timeout=120, check=False)
     output = proc.stdout + proc.stderr
     assert proc.returncode == 2, output
-    assert f"checkpoint folder {blocker}/rejected_records is not usable: Not a directory" \
-        in output
+    assert f"checkpoint folder {blocker}/{QUERY} is not usable: Not a directory" in output
     fault_report(FaultReport("checkpoint is a file", "the checkpoint folder",
                              time.monotonic() - started, 0, 0, 0, 0,
                              extra="exit 2 with a clear error before Spark started"))

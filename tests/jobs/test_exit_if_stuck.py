@@ -1,0 +1,42 @@
+"""A stream job whose shutdown hangs still exits, with its code and the threads' stacks."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from pipeline_testing import PROJECT_ROOT
+
+STUCK = """
+import threading
+from jobs.stream_processor import exit_if_stuck
+with exit_if_stuck(0.5, lambda: 3):
+    threading.Event().wait()  # a shutdown that never returns
+"""
+
+DONE = """
+import time
+from jobs.stream_processor import exit_if_stuck
+with exit_if_stuck(30, lambda: 3):
+    pass
+time.sleep(1)  # past nothing: the timer was cancelled, so the process exits normally
+print("finished")
+"""
+
+
+def run(code: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", code], cwd=PROJECT_ROOT, capture_output=True,
+                          text=True, timeout=120, check=False)
+
+
+def test_a_hung_shutdown_exits_with_the_jobs_code_and_stacks() -> None:
+    proc = run(STUCK)
+    assert proc.returncode == 3, proc.stderr
+    assert "shutdown did not finish within 0.5 s; exiting with code 3" in proc.stderr
+    assert "Current thread" in proc.stderr and "<string>" in proc.stderr
+
+
+def test_a_shutdown_that_finishes_is_left_alone() -> None:
+    proc = run(DONE)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "finished"
