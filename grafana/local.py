@@ -25,6 +25,7 @@ from typing import Any
 
 import yaml
 
+from grafana.options import add_cassandra_options
 from stack.config import PROJECT_ROOT, StackConfig
 
 GRAFANA_DIR = PROJECT_ROOT / "grafana"
@@ -222,13 +223,7 @@ def parse_config(argv: Sequence[str] | None = None) -> LocalGrafanaConfig:
     parser = argparse.ArgumentParser(prog="python -m grafana.local", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     add = parser.add_argument
-    add("--cassandra-host", default=env("CASSANDRA_HOST", StackConfig.host),
-        help="env CASSANDRA_HOST")
-    add("--cassandra-port", type=int,
-        default=int(env("CASSANDRA_PORT", str(StackConfig.cassandra_port))),
-        help="env CASSANDRA_PORT")
-    add("--keyspace", default=env("CASSANDRA_KEYSPACE", StackConfig.keyspace),
-        help="env CASSANDRA_KEYSPACE")
+    add_cassandra_options(parser, env)
     add("--port", type=int, default=int(env("GRAFANA_PORT", "3000")),
         help="Grafana's HTTP port on 127.0.0.1 (env GRAFANA_PORT)")
     add("--grafana-home", type=Path, default=env("GRAFANA_HOME"),

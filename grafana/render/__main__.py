@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
+from grafana.options import add_cassandra_options
 from grafana.render.errors import RenderError
 from stack.config import PROJECT_ROOT, StackConfig
 
@@ -62,13 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="folder of dashboard JSON files (env GRAFANA_DASHBOARDS)")
     add("--out", type=Path, default=Path(env("DASHBOARDS_OUT", DEFAULT_OUT)),
         help="folder for <uid>.png (env DASHBOARDS_OUT)")
-    add("--cassandra-host", default=env("CASSANDRA_HOST", StackConfig.host),
-        help="env CASSANDRA_HOST")
-    add("--cassandra-port", type=int,
-        default=int(env("CASSANDRA_PORT", str(StackConfig.cassandra_port))),
-        help="env CASSANDRA_PORT")
-    add("--keyspace", default=env("CASSANDRA_KEYSPACE", StackConfig.keyspace),
-        help="the datasource's keyspace (env CASSANDRA_KEYSPACE)")
+    add_cassandra_options(parser, env)
     add("--from", dest="time_from", default=env("DASHBOARDS_FROM"),
         help="range start: now-30m, epoch ms or ISO 8601; default the dashboard's "
              "(env DASHBOARDS_FROM)")
