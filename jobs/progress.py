@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import re
 import sys
+from collections.abc import Callable
 from typing import Any
 
 from pyspark.sql.streaming import StreamingQueryListener
@@ -37,13 +38,23 @@ def progress_line(progress: Any) -> str:
 
 
 class ProgressLogger(StreamingQueryListener):
-    """Logs progress as Spark reports it: no polling of the queries."""
+    """Logs progress as Spark reports it: no polling of the queries.
+
+    on_progress, if given, also receives each progress (the stream job learns from it
+    where the query stands in every partition).
+    """
+
+    def __init__(self, on_progress: Callable[[Any], None] | None = None) -> None:
+        super().__init__()
+        self.on_progress = on_progress
 
     def onQueryStarted(self, event: Any) -> None:
         log.info("started query=%s id=%s run=%s", event.name, event.id, event.runId)
 
     def onQueryProgress(self, event: Any) -> None:
         log.debug("%s", progress_line(event.progress))
+        if self.on_progress is not None:
+            self.on_progress(event.progress)
 
     def onQueryIdle(self, event: Any) -> None:
         pass

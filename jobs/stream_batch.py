@@ -22,10 +22,12 @@ from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
+from typing import Any
 
 from pyspark.sql import DataFrame, Observation
 from pyspark.sql import functions as F
 
+from jobs.kafka_lag import TopicEnds, end_offsets_of, records_behind, time_behind_ms
 from jobs.panes import (
     MINUTE,
     Pane,
@@ -63,6 +65,8 @@ class BatchPlan:
     schema_json: str = field(repr=False)
     windows: WindowSpec = field(default_factory=WindowSpec)
     bounds: TradeBounds = field(default_factory=TradeBounds)
+    # A first start reads the topic from its earliest offsets (startingOffsets).
+    from_earliest: bool = True
 
     @property
     def moving_shape(self) -> WindowShape:
@@ -114,11 +118,16 @@ class BatchProcessor:
     """The foreachBatch function of the stream job."""
 
     def __init__(self, plan: BatchPlan, store: StreamStore,
-                 report: Callable[[BatchReport], None]) -> None:
+                 report: Callable[[BatchReport], None], topic_ends: TopicEnds | None = None
+                 ) -> None:
         self.plan = plan
         self.store = store
         self.report = report
+        self.topic_ends = topic_ends
         self._known_runs: set[uuid.UUID] = set()
+        # partition -> the next offset the job reads, as far as its batches have shown.
+        self._next_offsets: dict[int, int] = {}
+        self._partitions: list[int] = []
 
     def __call__(self, batch: DataFrame, batch_id: int) -> None:
         started_at = now()
@@ -136,6 +145,8 @@ class BatchProcessor:
                 # two scalars, since an observed array reaches Python as a Java object.
                 F.percentile_approx(valid_ingest, 0.01).alias("oldest_ingest_ms"),
                 F.percentile_approx(valid_ingest, 0.5).alias("median_ingest_ms"),
+                F.max(F.unix_millis("kafka_ts")).alias("newest_kafka_ms"),
+                *self._last_offsets(),
             )
             write_table(observed.transform(valid_trades), plan.keyspace, "trades")
             trades_written_at = now()
@@ -148,15 +159,60 @@ class BatchProcessor:
         finally:
             decoded.unpersist()
         panes, minutes, moving = self._merge(run_id, batch_id, batch_partials)
+        lag_records, lag_ms = self._lag(counts, batch_id)
         finished_at = now()
         oldest, median = counts["oldest_ingest_ms"], counts["median_ingest_ms"]
         report = BatchReport(
             batch_id, counts["records"], counts["records"] - counts["rejected"],
             counts["rejected"], panes, minutes, moving, started_at, trades_written_at,
             finished_at, since(median, trades_written_at), since(oldest, trades_written_at),
-            since(oldest, finished_at))
+            since(oldest, finished_at), lag_records, lag_ms)
         self.store.save_progress(self.plan.job, run_id, report)
         self.report(report)
+
+    def observe_progress(self, progress: Any) -> None:
+        """A finished batch's progress: where the query stands in every partition,
+        including those the batch had no records from."""
+        for source in progress.sources:
+            for p, offset in end_offsets_of(source.endOffset, self.plan.topic).items():
+                self._advance(p, offset)
+
+    def _advance(self, partition: int, next_offset: int) -> None:
+        # Progress events arrive on another thread, possibly after the next batch has
+        # already moved further: positions only ever move forward.
+        self._next_offsets[partition] = max(next_offset,
+                                            self._next_offsets.get(partition, next_offset))
+
+    def _last_offsets(self) -> list:
+        """The batch's last offset in each known partition, observed with the counts."""
+        if not self._partitions and self.topic_ends is not None:
+            self._partitions = sorted(self.topic_ends.end_offsets() or {})
+        return [F.max(F.when(F.col("kafka_partition") == p, F.col("kafka_offset")))
+                .alias(f"last_offset_{p}") for p in self._partitions]
+
+    def _lag(self, counts: dict, batch_id: int) -> tuple[int | None, float | None]:
+        """Records and milliseconds the job is behind the topic after this batch.
+
+        A partition the batch had no records from is placed by the last progress Spark
+        reported; on a fresh start (batch 0, reading from the earliest offsets) by its
+        earliest offset. Only on the first batch after a restart can such a partition
+        still be unplaced, and it then counts as caught up.
+        """
+        if batch_id == 0 and self.plan.from_earliest and self.topic_ends is not None:
+            for p, offset in (self.topic_ends.beginning_offsets() or {}).items():
+                self._advance(p, offset)
+        for p in self._partitions:
+            last = counts.get(f"last_offset_{p}")
+            if last is not None:
+                self._advance(p, last + 1)
+        ends = self.topic_ends.end_offsets() if self.topic_ends is not None else None
+        if ends is None:
+            return None, None
+        self._partitions = sorted(ends)
+        behind = records_behind(ends, self._next_offsets)
+        newest = counts["newest_kafka_ms"]
+        return behind, time_behind_ms(behind, None if newest is None else utc_millis(newest),
+                                      now())
 
     def _run_id(self, batch: DataFrame) -> uuid.UUID:
         """The streaming query's id: the same for every restart from one checkpoint."""

@@ -36,6 +36,7 @@ from pyspark.sql import SparkSession
 from pyspark.sql.streaming import StreamingQuery
 
 from jobs import checkpoints, settings, stream_store
+from jobs.kafka_lag import TopicEnds
 from jobs.progress import ProgressLogger, configure_logging, error_summary
 from jobs.session import start_session
 from jobs.settings import CassandraTarget, SparkLaunch, WindowSpec, env_default
@@ -132,7 +133,8 @@ def parse_config(argv: Sequence[str], env: Mapping[str, str]) -> StreamConfig:
 def batch_plan(config: StreamConfig) -> BatchPlan:
     return BatchPlan(job=QUERY_NAME, keyspace=config.cassandra.keyspace, topic=config.kafka.topic,
                      schema_json=config.avro_schema.read_text(), windows=config.windows,
-                     bounds=config.bounds)
+                     bounds=config.bounds,
+        from_earliest=config.kafka.starting_offsets == "earliest")
 
 
 def log_batch(report: BatchReport) -> None:
@@ -193,12 +195,15 @@ def stop_on_signals(stop: threading.Event) -> None:
 
 
 def run(spark: SparkSession, config: StreamConfig, store: stream_store.StreamStore) -> int:
-    spark.streams.addListener(ProgressLogger())
-    query = start_query(spark, config, BatchProcessor(batch_plan(config), store, log_batch))
+    topic_ends = TopicEnds(config.kafka.bootstrap_servers, config.kafka.topic)
+    processor = BatchProcessor(batch_plan(config), store, log_batch, topic_ends)
+    spark.streams.addListener(ProgressLogger(processor.observe_progress))
+    query = start_query(spark, config, processor)
     stop = threading.Event()
     stop_on_signals(stop)
     failed = await_queries(spark, [query], stop)
     stop_all([query])
+    topic_ends.close()
     if failed is None:
         log.info("stopped")
         return 0

@@ -7,6 +7,7 @@ Spark jobs for a few rows. Every statement is an idempotent upsert or a read.
 
 from __future__ import annotations
 
+import math
 import uuid
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
@@ -57,6 +58,10 @@ class BatchReport:
     trade_latency_p50_ms: float | None
     trade_latency_p99_ms: float | None
     window_latency_p99_ms: float | None
+    # How far the job is behind the topic when the batch finished (jobs.kafka_lag);
+    # None when the broker could not say.
+    kafka_lag_records: int | None = None
+    kafka_lag_ms: float | None = None
 
     def line(self) -> str:
         def ms(value: float | None) -> str:
@@ -69,7 +74,9 @@ class BatchReport:
                 f" duration_ms={seconds * 1000:.0f}"
                 f" latency_ms_p50={ms(self.trade_latency_p50_ms)}"
                 f" p99={ms(self.trade_latency_p99_ms)}"
-                f" windows_p99={ms(self.window_latency_p99_ms)}")
+                f" windows_p99={ms(self.window_latency_p99_ms)}"
+                f" lag_records={'-' if self.kafka_lag_records is None else self.kafka_lag_records}"
+                f" lag_ms={ms(self.kafka_lag_ms)}")
 
 
 def connect(target: CassandraTarget) -> tuple[Cluster, Session]:
@@ -93,6 +100,12 @@ def open_store(target: CassandraTarget) -> tuple[Cluster, StreamStore]:
     except Exception:
         cluster.shutdown()
         raise
+
+
+def nan_if_none(value: float | None) -> float:
+    """An unknown measurement is stored as NaN, not null: Grafana's Cassandra plugin
+    cannot read nulls in a plotted column, and draws NaN as a gap."""
+    return math.nan if value is None else value
 
 
 def utc(ts: datetime) -> datetime:
@@ -133,8 +146,9 @@ class StreamStore:
         self._insert_progress = prepare(
             f"INSERT INTO {keyspace}.stream_progress (job, day, finished_at, batch_id, run_id,"
             " started_at, trades_written_at, records, trades, rejected, panes, minute_rows,"
-            " moving_rows, trade_latency_p50_ms, trade_latency_p99_ms, window_latency_p99_ms)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+            " moving_rows, trade_latency_p50_ms, trade_latency_p99_ms, window_latency_p99_ms,"
+            " kafka_lag_records, kafka_lag_ms)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
         self._insert_run = prepare(
             f"INSERT INTO {keyspace}.stream_runs (run_id, topic, window_seconds, slide_seconds,"
             " pane_seconds, started_at) VALUES (?, ?, ?, ?, ?, ?) IF NOT EXISTS")
@@ -156,8 +170,9 @@ class StreamStore:
             job, report.finished_at.date(), report.finished_at, report.batch_id, run_id,
             report.started_at, report.trades_written_at, report.records, report.trades,
             report.rejected, report.panes, report.minute_rows, report.moving_rows,
-            report.trade_latency_p50_ms, report.trade_latency_p99_ms,
-            report.window_latency_p99_ms))
+            nan_if_none(report.trade_latency_p50_ms), nan_if_none(report.trade_latency_p99_ms),
+            nan_if_none(report.window_latency_p99_ms), report.kafka_lag_records,
+            nan_if_none(report.kafka_lag_ms)))
 
     # --- panes ---
 

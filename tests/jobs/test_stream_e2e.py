@@ -155,6 +155,35 @@ def test_tables_equal_independent_computation_after_kill_and_restart(
     assert len(tables["rejected_records"]) == 4
 
 
+def test_stream_progress_accounts_for_every_record_and_the_lag(
+    pipeline: Pipeline, cassandra_session
+) -> None:
+    """One stream_progress row per batch: counts that add up to the topic, and a lag
+    that is what the topic held beyond each batch (all records were sent first)."""
+    today = datetime.now(timezone.utc).date()
+    rows = cassandra_session.execute(
+        f"SELECT * FROM {pipeline.keyspace}.stream_progress WHERE job = %s AND day IN %s",
+        (QUERY, (today - timedelta(days=1), today)))
+    # A batch cut short by the kill and replayed has two rows, with the same offsets.
+    by_batch = {}
+    for row in sorted(rows, key=lambda r: r.finished_at):
+        by_batch[row.batch_id] = row
+    batches = [by_batch[b] for b in sorted(by_batch)]
+    assert batches and [b.batch_id for b in batches] == list(range(len(batches)))
+    total = len(pipeline.sent)
+    read = 0
+    for row in batches:
+        assert row.records == row.trades + row.rejected
+        assert row.started_at <= row.trades_written_at <= row.finished_at
+        read += row.records
+        assert row.kafka_lag_records == total - read, row
+        assert (row.kafka_lag_ms == 0) == (row.kafka_lag_records == 0), row
+        if row.trades:
+            assert 0 <= row.trade_latency_p50_ms <= row.trade_latency_p99_ms
+    assert read == total
+    assert sum(row.rejected for row in batches) == 4
+
+
 def test_rerun_and_full_replay_change_nothing(pipeline: Pipeline, cassandra_session) -> None:
     before = snapshot(cassandra_session, pipeline.keyspace)
     run_job(pipeline, "jobs.stream_processor", pipeline.job_args(pipeline.root / "checkpoints"),
