@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 import os
 import sys
 from collections.abc import Mapping, Sequence
@@ -48,6 +49,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="run: symbols to stream (env FINNHUB_SYMBOLS)")
     add("--synthetic-rate", type=float, default=float(_env("SYNTHETIC_RATE", "50")),
         help="run without FINNHUB_TOKEN: synthetic trades per second (env SYNTHETIC_RATE)")
+    add("--status-interval", type=_interval, default=_interval(_env("STACK_STATUS_INTERVAL", "5")),
+        help="`run`: seconds between two status lines, 0 for none (env STACK_STATUS_INTERVAL)")
     add("--start-timeout", type=float, default=float(_env("STACK_START_TIMEOUT", "180")),
         help="seconds to wait for readiness (env STACK_START_TIMEOUT)")
     add("--on-cluster", action="store_true",
@@ -74,6 +77,16 @@ def _ports(text: str) -> tuple[int, ...]:
         return tuple(int(part) for part in text.split(",") if part.strip())
     except ValueError as err:
         raise argparse.ArgumentTypeError(f"not a comma-separated list of ports: {text!r}") from err
+
+
+def _interval(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from err
+    if not math.isfinite(value) or value < 0:
+        raise argparse.ArgumentTypeError(f"not a finite number of seconds >= 0: {text!r}")
+    return value
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -129,7 +142,7 @@ def run_config(args: argparse.Namespace, config: StackConfig) -> RunConfig:
     # the producer inherits, out of every command line.
     return RunConfig(stack=config, live=bool(os.environ.get("FINNHUB_TOKEN")),
                      symbols=args.symbols, synthetic_rate=args.synthetic_rate,
-                     on_cluster=args.on_cluster)
+                     on_cluster=args.on_cluster, status_interval_s=args.status_interval)
 
 
 if __name__ == "__main__":

@@ -6,12 +6,14 @@ import dataclasses
 import logging
 import signal
 import sys
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
 from stack import process, spark_cluster, spark_submit
 from stack.config import StackConfig
 from stack.errors import StackError
+from stack.status import ProgressReader, StatusLine, TopicRate
 from stack.supervisor import Program, RestartPolicy, Supervisor
 
 log = logging.getLogger(__name__)
@@ -35,6 +37,8 @@ class RunConfig:
     driver_memory: str = "2g"
     # RUN_ON_CLUSTER=1: the job is spark-submitted to the local standalone cluster.
     on_cluster: bool = False
+    # Seconds between two status lines (stack.status); 0: none.
+    status_interval_s: float = 5.0
 
     @property
     def run_dir(self) -> Path:
@@ -108,4 +112,38 @@ def run(config: RunConfig, base_env: dict[str, str]) -> int:
                             RestartPolicy())
     signal.signal(signal.SIGINT, supervisor.stop)
     signal.signal(signal.SIGTERM, supervisor.stop)
-    return supervisor.run()
+    status = start_status(config) if config.status_interval_s > 0 else None
+    try:
+        return supervisor.run()
+    finally:
+        if status is not None:
+            status.stop()
+
+
+def start_status(config: RunConfig) -> StatusLine | None:
+    """The status line on its own thread; without Cassandra, the pipeline runs without it."""
+    from cassandra.cluster import Cluster, NoHostAvailable
+
+    stack = config.stack
+    try:
+        cluster = Cluster([stack.host], port=stack.cassandra_port, protocol_version=5)
+        session = cluster.connect()
+        progress = ProgressReader(session, stack.keyspace)
+    except (NoHostAvailable, OSError) as err:
+        log.warning("no status line: Cassandra is not reachable (%s)", err)
+        return None
+    line = StatusLine(progress, TopicRate(stack.kafka_bootstrap, stack.topic),
+                      config.status_interval_s)
+    log.info("status every %gs: producer rate, job lag behind Kafka, trades written, last"
+             " batch duration, ingest-to-write latency of the last batch, rejects since start;"
+             " per-batch detail in %s", config.status_interval_s,
+             config.run_dir / "logs" / "stream-job.log")
+
+    def run() -> None:
+        try:
+            line.run()
+        finally:
+            cluster.shutdown()
+
+    threading.Thread(target=run, name="status-line", daemon=True).start()
+    return line
