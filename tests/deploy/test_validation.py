@@ -1,7 +1,7 @@
 """Offline validation of the deployment files with the tools a platform engineer uses:
 kustomize, strict schemas for Kubernetes 1.30 to 1.37 (the SparkApplication and the
-PodMonitors against their CRDs), Pod Security "restricted", ansible-lint, hadolint and checkov. Each check
-is also run on a deliberately broken input, which it must refuse."""
+PodMonitors against their CRDs), Pod Security "restricted", ansible-lint, hadolint and
+checkov. Each check is also run on a deliberately broken input, which it must refuse."""
 
 from __future__ import annotations
 

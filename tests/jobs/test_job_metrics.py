@@ -63,10 +63,11 @@ def test_the_driver_serves_spark_and_streaming_metrics(
             cwd=PROJECT_ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     try:
         wait_for_batches(root / "checkpoints" / QUERY, 1, job, log_path)
+        # The paths k8s/components/monitoring scrapes.
         base = f"http://127.0.0.1:{ui}/metrics"
         driver = scrape_until(f"{base}/prometheus/", read_everything, job,
                               lambda: log_path.read_text()[-3000:])
-        executors = scrape(f"{base}/executors/prometheus/")
+        executors = scrape(f"{base}/executors/prometheus")
         job.send_signal(signal.SIGTERM)  # the driver only, as a supervisor does
         assert job.wait(timeout=90) == 0, log_path.read_text()[-3000:]
     finally:
