@@ -24,6 +24,22 @@ LOCAL_DEFAULTS: Mapping[str, str] = {
 
 CASSANDRA_EXTENSIONS = "com.datastax.spark.connector.CassandraSparkExtensions"
 
+# Spark's Prometheus endpoints on the driver's UI port: the driver's metrics, the
+# streaming queries' among them, at /metrics/prometheus, and the executors' (which
+# report to the driver; they serve nothing themselves) at /metrics/executors/prometheus.
+# k8s/base/stream-processor/sparkapplication.yaml sets the same in its sparkConf.
+METRICS_CONF: Mapping[str, str] = {
+    "spark.ui.prometheus.enabled": "true",
+    "spark.metrics.conf.*.sink.prometheusServlet.class":
+        "org.apache.spark.metrics.sink.PrometheusServlet",
+    "spark.metrics.conf.*.sink.prometheusServlet.path": "/metrics/prometheus",
+    # Each query's input and processing rates, latency and state size as gauges.
+    "spark.sql.streaming.metricsEnabled": "true",
+    # Metric names then carry the application's name instead of its id, which
+    # changes with every run and would start new series each time.
+    "spark.metrics.namespace": "${spark.app.name}",
+}
+
 
 def build_spark(
     app_name: str,
@@ -69,6 +85,7 @@ def start_session(app_name: str, launch: SparkLaunch, cassandra: CassandraTarget
         # stop() on a query blocked in a write (Cassandra down) would otherwise wait
         # forever, and a failed job must exit so that its supervisor restarts it.
         "spark.sql.streaming.stopTimeout": "30s",
+        **ui_conf(launch.ui_port),
         **cassandra.connection_conf(),
     }
     spark = build_spark(app_name, master=launch.master, jars=jars, conf=conf)
@@ -79,6 +96,17 @@ def start_session(app_name: str, launch: SparkLaunch, cassandra: CassandraTarget
     for key, value in cassandra.credential_conf().items():
         spark.conf.set(key, value)
     return spark
+
+
+def ui_conf(port: int | None) -> dict[str, str]:
+    """The driver UI on `port` with the Prometheus endpoints, or no UI for port 0.
+
+    None keeps the UI settings already made (spark-submit's, or LOCAL_DEFAULTS).
+    """
+    if port == 0:
+        return {"spark.ui.enabled": "false"}
+    chosen = {} if port is None else {"spark.ui.enabled": "true", "spark.ui.port": str(port)}
+    return {**chosen, **METRICS_CONF}
 
 
 def quiet_jvm_logger(spark: SparkSession, name: str, level: str = "ERROR") -> None:

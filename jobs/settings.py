@@ -18,6 +18,9 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_JARS_DIR = PROJECT_ROOT / ".work" / "jars"
 DEFAULT_SCHEMA = PROJECT_ROOT / "schemas" / "trade.avsc"
 
+# Spark's own default port of the driver UI.
+SPARK_UI_PORT = 4040
+
 _DURATION = re.compile(
     r"^\s*(\d+)\s+(millisecond|second|minute|hour|day)s?\s*$", re.IGNORECASE
 )
@@ -89,11 +92,14 @@ class CassandraTarget:
 
 @dataclass(frozen=True)
 class SparkLaunch:
-    """master=None leaves the master (and the jars) to spark-submit."""
+    """master=None leaves the master (and the jars) to spark-submit, ui_port=None the
+    driver UI (Spark's 4040 when submitted; none with a local master)."""
 
     master: str | None = "local[*]"
     jars_dir: Path | None = DEFAULT_JARS_DIR
     log_level: str = "WARN"
+    # The driver's web UI, which also serves the Prometheus metrics; 0 = no UI.
+    ui_port: int | None = None
 
 
 @dataclass(frozen=True)
@@ -102,6 +108,19 @@ class WindowSpec:
 
     moving_length: timedelta = timedelta(minutes=5)
     moving_slide: timedelta = timedelta(seconds=30)
+
+
+def port_number(text: str) -> int | None:
+    """argparse type: a TCP port, 0 for none; empty for a default left to Spark."""
+    if not text.strip():
+        return None
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a port number: {text!r}") from None
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"must be 0 (none) or a port 1..65535: {text!r}")
+    return value
 
 
 def utc_timestamp(text: str) -> datetime:
@@ -142,6 +161,11 @@ def add_spark_options(parser: argparse.ArgumentParser, env: Mapping[str, str]) -
         help="resolved connector jars (<dir>/spark/*.jar) for local masters (env SPARK_JARS_DIR)")
     add("--spark-log-level", default=env_default(env, "SPARK_LOG_LEVEL", "WARN"),
         help="env SPARK_LOG_LEVEL")
+    add("--ui-port", type=port_number,
+        default=env_default(env, "SPARK_UI_PORT", "" if submitted else str(SPARK_UI_PORT)),
+        help="driver web UI and its Prometheus metrics (/metrics/prometheus,"
+             " /metrics/executors/prometheus); 0 = no UI; default 4040, or spark-submit's"
+             " spark.ui.port when submitted (env SPARK_UI_PORT)")
 
 
 def add_window_options(parser: argparse.ArgumentParser, env: Mapping[str, str]) -> None:
@@ -171,6 +195,7 @@ def spark_launch(args: argparse.Namespace) -> SparkLaunch:
         master=master,
         jars_dir=args.jars_dir.resolve() if local else None,
         log_level=args.spark_log_level,
+        ui_port=args.ui_port,
     )
 
 

@@ -21,6 +21,7 @@ from producer.config import (
     FREE_TIER_MAX_SYMBOLS,
     KafkaConfig,
     LiveConfig,
+    MetricsConfig,
     ProducerConfig,
     ReplayConfig,
     Secret,
@@ -74,6 +75,12 @@ def _common_options() -> argparse.ArgumentParser:
         default=_env("PRODUCER_MAX_FUTURE_SKEW", str(DEFAULT_MAX_FUTURE_SKEW_S)),
         help="seconds a trade time may lie after its receive time; later trades are "
              "dead-lettered as future_trade_ts (env PRODUCER_MAX_FUTURE_SKEW)")
+    add("--metrics-port", type=int, default=_env("PRODUCER_METRICS_PORT", "0"),
+        help="serve Prometheus metrics at http://HOST:PORT/metrics, 0 = none "
+             "(env PRODUCER_METRICS_PORT)")
+    add("--metrics-host", default=_env("PRODUCER_METRICS_HOST", "127.0.0.1"),
+        help="address the metrics endpoint listens on, 0.0.0.0 = every address "
+             "(env PRODUCER_METRICS_HOST)")
     add("--log-level", default=_env("PRODUCER_LOG_LEVEL", "INFO"),
         choices=("DEBUG", "INFO", "WARNING", "ERROR"), type=str.upper,
         help="env PRODUCER_LOG_LEVEL")
@@ -221,7 +228,9 @@ def parse_config(argv: Sequence[str] | None = None) -> tuple[ProducerConfig, str
     )
     config = ProducerConfig(source=_source_config(args, parser), kafka=kafka,
                             status_interval_s=args.status_interval,
-                            max_future_skew_s=args.max_future_skew)
+                            max_future_skew_s=args.max_future_skew,
+                            metrics=MetricsConfig(port=args.metrics_port,
+                                                  host=args.metrics_host))
     return config, args.log_level
 
 

@@ -24,6 +24,7 @@ from producer.errors import (
 )
 from producer.finnhub import AuthenticationError, Backoff, FinnhubStream, redact
 from producer.kafka_sink import KafkaSink
+from producer.metrics import serve_metrics
 from producer.pacing import Pacer, WallClockCap
 from producer.pipeline import Pipeline, now_ms
 from producer.replay import RecordWriter, replay_messages
@@ -94,6 +95,13 @@ def _stop_on_signals(stop: threading.Event) -> Iterator[None]:
 def _run(config: ProducerConfig, stop: threading.Event) -> int:
     validate(config, now_ms())
     stats = Stats()
+    # Served from the start: a producer stuck connecting shows as one whose last
+    # message keeps ageing.
+    with serve_metrics(config.metrics, stats):
+        return _produce(config, stop, stats)
+
+
+def _produce(config: ProducerConfig, stop: threading.Event, stats: Stats) -> int:
     # Sources are lazy (nothing connects before the first read), so local problems
     # such as a missing replay file are reported before Kafka is even contacted.
     messages, recorder = _open_source(config, stop, stats)

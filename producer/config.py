@@ -97,12 +97,23 @@ SourceConfig = LiveConfig | ReplayConfig | SyntheticConfig
 
 
 @dataclass(frozen=True)
+class MetricsConfig:
+    """The Prometheus endpoint (producer.metrics); port 0 serves none."""
+
+    port: int = 0
+    # Loopback by default: a laptop run exposes nothing. In a pod it must be 0.0.0.0
+    # for Prometheus to reach it (k8s/base/producer/deployment.yaml sets it).
+    host: str = "127.0.0.1"
+
+
+@dataclass(frozen=True)
 class ProducerConfig:
     source: SourceConfig
     kafka: KafkaConfig = field(default_factory=KafkaConfig)
     status_interval_s: float = 5.0
     # A trade later than its receive time plus this skew is dead-lettered.
     max_future_skew_s: float = DEFAULT_MAX_FUTURE_SKEW_S
+    metrics: MetricsConfig = field(default_factory=MetricsConfig)
 
     @property
     def max_future_ms(self) -> int:
@@ -132,6 +143,7 @@ def validate(config: ProducerConfig, now_ms: int) -> None:
     _seconds("--status-interval", config.status_interval_s, allow_zero=True)
     _seconds("--max-future-skew", config.max_future_skew_s, allow_zero=True)
     _validate_kafka(config.kafka)
+    _validate_metrics(config.metrics)
     if isinstance(source, LiveConfig):
         _validate_live(source)
     elif isinstance(source, ReplayConfig):
@@ -159,6 +171,13 @@ def _validate_kafka(kafka: KafkaConfig) -> None:
         _usage("--bootstrap-servers is empty")
     if kafka.linger_ms < 0 or kafka.batch_size <= 0:
         _usage("--linger-ms must be >= 0 and --batch-size > 0")
+
+
+def _validate_metrics(metrics: MetricsConfig) -> None:
+    if not 0 <= metrics.port <= 65535:
+        _usage(f"--metrics-port must be 0 (no metrics) or a port 1..65535, got {metrics.port}")
+    if metrics.port and not metrics.host.strip():
+        _usage("--metrics-host is empty (0.0.0.0 listens on every address)")
 
 
 def validate_ws_url(url: str) -> None:

@@ -14,7 +14,6 @@ from producer.messages import (
     BAD_SYMBOL,
     DEFAULT_MAX_FUTURE_MS,
     KIND_ERROR,
-    KIND_PING,
     Rejection,
     Trade,
     parse_message,
@@ -78,6 +77,7 @@ class Pipeline:
         ingest_ts = now_ms()
         stats = self._stats
         stats.messages += 1
+        stats.last_message_at = time.monotonic()
         if self._recorder is not None:
             self._recorder.write(raw)
         result = parse_message(raw, ingest_ts, self._max_future_ms)
@@ -92,8 +92,6 @@ class Pipeline:
             if stats.rejected <= LOG_FIRST_REJECTIONS or stats.rejected % LOG_EVERY == 0:
                 log.warning("rejected (%d so far): %s: %s", stats.rejected, rejection.reason,
                             rejection.raw[:MAX_LOGGED_RAW_CHARS])
-        if result.kind == KIND_PING:
-            stats.pings += 1
-        elif result.kind == KIND_ERROR:
-            stats.errors += 1
+        stats.messages_by_kind[result.kind] += 1
+        if result.kind == KIND_ERROR:
             log.warning("%s", explain_error(result.error_msg or ""))

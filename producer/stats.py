@@ -8,6 +8,8 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 
+from producer.messages import KIND_ERROR, KIND_PING
+
 log = logging.getLogger(__name__)
 
 
@@ -23,13 +25,22 @@ class Stats:
     messages: int = 0
     trades_sent: int = 0
     rejected: int = 0
-    pings: int = 0
-    errors: int = 0
     reconnects: int = 0
     disconnected_s: float = 0.0  # time between a lost connection and the next one
     send_errors: int = 0
     rejected_by_reason: Counter[str] = field(default_factory=Counter)
+    # Messages by what they turned out to be (producer.messages KIND_*).
+    messages_by_kind: Counter[str] = field(default_factory=Counter)
     started: float = field(default_factory=time.monotonic)
+    last_message_at: float | None = None  # time.monotonic() of the latest message
+
+    @property
+    def pings(self) -> int:
+        return self.messages_by_kind[KIND_PING]
+
+    @property
+    def errors(self) -> int:
+        return self.messages_by_kind[KIND_ERROR]
 
     def count_rejection(self, code: str) -> None:
         self.rejected += 1

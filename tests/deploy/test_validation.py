@@ -1,7 +1,7 @@
 """Offline validation of the deployment files with the tools a platform engineer uses:
-kustomize, strict schemas for Kubernetes 1.30 to 1.37 (the SparkApplication against
-its CRD), Pod Security "restricted", ansible-lint, hadolint and checkov. Each check
-is also run on a deliberately broken input, which it must refuse."""
+kustomize, strict schemas for Kubernetes 1.30 to 1.37 (the SparkApplication and the
+PodMonitors against their CRDs), Pod Security "restricted", ansible-lint, hadolint and
+checkov. Each check is also run on a deliberately broken input, which it must refuse."""
 
 from __future__ import annotations
 
@@ -282,6 +282,99 @@ def test_application_containers_keep_the_image_entry_point(
                         checked += 1
                         assert "command" not in container, (name, doc["metadata"]["name"])
     assert checked >= 3 * 4
+
+
+# ---------------------------------------------------------------- monitoring
+
+MONITORING = "monitoring.coreos.com/v1"
+
+
+def named(docs: list[dict[str, Any]], kind: str, name: str) -> dict[str, Any]:
+    (doc,) = [d for d in by_kind(docs, kind) if d["metadata"]["name"] == name]
+    return doc
+
+
+def test_monitoring_is_a_component_only_prod_includes(
+        rendered: dict[str, list[dict[str, Any]]]) -> None:
+    component = yaml.safe_load((K8S / "components" / "monitoring" / "kustomization.yaml")
+                               .read_text())
+    assert component["kind"] == "Component"
+    # The base and dev apply on a cluster without the prometheus-operator CRDs.
+    for name in ("base", "dev"):
+        assert [d for d in rendered[name] if d["apiVersion"] == MONITORING] == []
+    prod = rendered["prod"]
+    assert {(d["kind"], d["metadata"]["name"]) for d in prod
+            if d["apiVersion"] == MONITORING} == {("PodMonitor", "producer"),
+                                                  ("PodMonitor", "stream-driver")}
+    for doc in by_kind(prod, "PodMonitor"):
+        # kube-prometheus-stack's Prometheus selects PodMonitors by the release label.
+        assert doc["metadata"]["labels"]["release"] == "kube-prometheus-stack"
+        assert doc["metadata"]["namespace"] == "market"
+
+
+def scraped_from_monitoring(policy: dict[str, Any]) -> set[int]:
+    """Ports the policy opens to Prometheus pods of namespace `monitoring`, and only them."""
+    ports: set[int] = set()
+    for rule in policy["spec"]["ingress"]:
+        assert rule["from"] == [{
+            "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}},
+            "podSelector": {"matchLabels": {"app.kubernetes.io/name": "prometheus"}}}]
+        ports.update(port["port"] for port in rule["ports"])
+    return ports
+
+
+def test_the_producer_is_scraped_on_the_port_it_serves(
+        rendered: dict[str, list[dict[str, Any]]]) -> None:
+    docs = rendered["prod"]
+    template = named(docs, "Deployment", "producer")["spec"]["template"]
+    (container,) = template["spec"]["containers"]
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+    assert ports["metrics"] == int(env["PRODUCER_METRICS_PORT"])
+    assert env["PRODUCER_METRICS_HOST"] == "0.0.0.0"  # reachable on the pod's address
+    monitor = named(docs, "PodMonitor", "producer")["spec"]
+    assert monitor["selector"]["matchLabels"].items() <= template["metadata"]["labels"].items()
+    assert [(e["port"], e["path"]) for e in monitor["podMetricsEndpoints"]] == [
+        ("metrics", "/metrics")]
+    policy = named(docs, "NetworkPolicy", "producer-metrics")
+    assert policy["spec"]["podSelector"]["matchLabels"].items() <= \
+        template["metadata"]["labels"].items()
+    assert scraped_from_monitoring(policy) == {ports["metrics"]}
+
+
+def test_the_spark_driver_is_scraped_on_its_ui_port(
+        rendered: dict[str, list[dict[str, Any]]]) -> None:
+    from jobs.session import METRICS_CONF
+
+    docs = rendered["prod"]
+    spec = named(docs, "SparkApplication", "stream-processor")["spec"]
+    conf = spec["sparkConf"]
+    # The same settings as the job's own session, so that they hold from the start.
+    assert conf.items() >= METRICS_CONF.items()
+    monitor = named(docs, "PodMonitor", "stream-driver")["spec"]
+    assert monitor["selector"]["matchLabels"].items() <= spec["driver"]["labels"].items()
+    sink = conf["spark.metrics.conf.*.sink.prometheusServlet.path"]
+    # spark-ui: the name Spark gives the driver container's UI port.
+    assert sorted((e["port"], e["path"]) for e in monitor["podMetricsEndpoints"]) == [
+        ("spark-ui", "/metrics/executors/prometheus"), ("spark-ui", f"{sink}/")]
+    policy = named(docs, "NetworkPolicy", "stream-driver-metrics")
+    assert policy["spec"]["podSelector"]["matchLabels"].items() <= \
+        spec["driver"]["labels"].items()
+    assert scraped_from_monitoring(policy) == {int(conf["spark.ui.port"])}
+
+
+def test_schema_validation_refuses_a_broken_pod_monitor(
+        rendered: dict[str, list[dict[str, Any]]]) -> None:
+    docs = copy.deepcopy(by_kind(rendered["prod"], "PodMonitor"))
+    assert schema_errors(docs, ("1.30.0",)) == []
+    endpoint = docs[0]["spec"]["podMetricsEndpoints"][0]
+    endpoint["portName"] = endpoint.pop("port")  # not a PodMonitor field
+    endpoint["interval"] = "30 seconds"          # not a Prometheus duration
+    errors = schema_errors(docs, ("1.30.0",))
+    assert {(e["resource"], e["version"]) for e in errors} == {
+        (f"PodMonitor/{docs[0]['metadata']['name']}", "crd")}
+    text = " ".join(e["error"] for e in errors)
+    assert "'portName' was unexpected" in text and "30 seconds" in text
 
 
 # ---------------------------------------------------------------- linters

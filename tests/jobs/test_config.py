@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from jobs import recompute, stream_processor
+from jobs.session import ui_conf
 from jobs.settings import parse_duration
 
 
@@ -114,3 +115,35 @@ def test_recompute_range_margin_and_days() -> None:
 def test_recompute_rejects_an_empty_range() -> None:
     with pytest.raises(SystemExit):
         recompute.parse_config(["--from", "2024-03-02T00:00", "--to", "2024-03-01T00:00"], {})
+
+
+def test_ui_port_defaults_locally_and_is_left_to_spark_submit_when_submitted() -> None:
+    assert stream_processor.parse_config([], {}).spark.ui_port == 4040
+    assert stream_processor.parse_config([], {"SPARK_UI_PORT": "4555"}).spark.ui_port == 4555
+    assert stream_processor.parse_config(["--ui-port", "0"], {}).spark.ui_port == 0
+    # Submitted: spark-submit's spark.ui.port (the SparkApplication's) stays in force.
+    submitted = stream_processor.parse_config([], {"PYSPARK_GATEWAY_PORT": "40000"})
+    assert submitted.spark.ui_port is None
+
+
+@pytest.mark.parametrize("bad", ["70000", "-1", "http"])
+def test_a_bad_ui_port_is_a_usage_error(bad: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        stream_processor.parse_config(["--ui-port", bad], {})
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert "--ui-port" in err and bad in err
+
+
+def test_the_ui_serves_spark_prometheus_endpoints_unless_turned_off() -> None:
+    on = ui_conf(4555)
+    assert (on["spark.ui.enabled"], on["spark.ui.port"]) == ("true", "4555")
+    assert on["spark.ui.prometheus.enabled"] == "true"
+    assert on["spark.sql.streaming.metricsEnabled"] == "true"
+    assert on["spark.metrics.conf.*.sink.prometheusServlet.class"] == (
+        "org.apache.spark.metrics.sink.PrometheusServlet")
+    assert on["spark.metrics.conf.*.sink.prometheusServlet.path"] == "/metrics/prometheus"
+    assert ui_conf(0) == {"spark.ui.enabled": "false"}
+    left = ui_conf(None)
+    assert "spark.ui.port" not in left and "spark.ui.enabled" not in left
+    assert left.items() <= on.items()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import random
 import sys
+from collections import Counter
 
 import pytest
 
@@ -74,7 +75,8 @@ def test_backoff_grows_exponentially_with_jitter_up_to_the_cap() -> None:
 
 
 def test_status_line_has_every_counter() -> None:
-    stats = Stats(messages=5, trades_sent=9, pings=2, errors=1, reconnects=3, send_errors=4)
+    stats = Stats(messages=5, trades_sent=9, reconnects=3, send_errors=4,
+                  messages_by_kind=Counter(ping=2, error=1, trade=2))
     stats.count_rejection("bad_price")
     assert stats.status_line(12.345) == (
         "messages=5 trades_sent=9 rejected=1 pings=2 errors=1 reconnects=3 disconnected=0.0s "

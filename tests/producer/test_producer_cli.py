@@ -18,7 +18,8 @@ TOKEN = "sekrit-token-value-123"
 def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in ("FINNHUB_TOKEN", "FINNHUB_TOKEN_FILE", "FINNHUB_SYMBOLS", "FINNHUB_WS_URL",
                  "KAFKA_BOOTSTRAP_SERVERS", "KAFKA_TOPIC", "KAFKA_DEAD_LETTER_TOPIC",
-                 "SYNTHETIC_COUNT", "SYNTHETIC_DURATION", "SYNTHETIC_RATE", "REPLAY_FILE"):
+                 "SYNTHETIC_COUNT", "SYNTHETIC_DURATION", "SYNTHETIC_RATE", "REPLAY_FILE",
+                 "PRODUCER_METRICS_PORT", "PRODUCER_METRICS_HOST"):
         monkeypatch.delenv(name, raising=False)
 
 
