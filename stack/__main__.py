@@ -51,6 +51,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="run without FINNHUB_TOKEN: synthetic trades per second (env SYNTHETIC_RATE)")
     add("--status-interval", type=_interval, default=_interval(_env("STACK_STATUS_INTERVAL", "5")),
         help="`run`: seconds between two status lines, 0 for none (env STACK_STATUS_INTERVAL)")
+    add("--producer-metrics-port", type=_port,
+        default=_port(_env("PRODUCER_METRICS_PORT", "9464")),
+        help="`run`: the producer's Prometheus /metrics on 127.0.0.1, 0 for none"
+             " (env PRODUCER_METRICS_PORT)")
     add("--start-timeout", type=float, default=float(_env("STACK_START_TIMEOUT", "180")),
         help="seconds to wait for readiness (env STACK_START_TIMEOUT)")
     add("--on-cluster", action="store_true",
@@ -86,6 +90,16 @@ def _interval(text: str) -> float:
         raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from err
     if not math.isfinite(value) or value < 0:
         raise argparse.ArgumentTypeError(f"not a finite number of seconds >= 0: {text!r}")
+    return value
+
+
+def _port(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(f"not a port number: {text!r}") from err
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"not a port within 0..65535: {text!r}")
     return value
 
 
@@ -142,7 +156,8 @@ def run_config(args: argparse.Namespace, config: StackConfig) -> RunConfig:
     # the producer inherits, out of every command line.
     return RunConfig(stack=config, live=bool(os.environ.get("FINNHUB_TOKEN")),
                      symbols=args.symbols, synthetic_rate=args.synthetic_rate,
-                     on_cluster=args.on_cluster, status_interval_s=args.status_interval)
+                     on_cluster=args.on_cluster, status_interval_s=args.status_interval,
+                     producer_metrics_port=args.producer_metrics_port)
 
 
 if __name__ == "__main__":

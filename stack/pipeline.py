@@ -39,6 +39,8 @@ class RunConfig:
     on_cluster: bool = False
     # Seconds between two status lines (stack.status); 0: none.
     status_interval_s: float = 5.0
+    # The producer's Prometheus /metrics on 127.0.0.1; 0: none.
+    producer_metrics_port: int = 9464
 
     @property
     def run_dir(self) -> Path:
@@ -60,8 +62,11 @@ def programs(config: RunConfig, base_env: dict[str, str]) -> list[Program]:
                     "--rate", str(config.synthetic_rate)]
     job = cluster_job(config) if config.on_cluster else [python, "-m", "jobs.stream_processor"]
     settings = child_env(config)
+    metrics = ({"PRODUCER_METRICS_PORT": str(config.producer_metrics_port)}
+               if config.producer_metrics_port else {})
     return [Program("producer", producer, fatal_exit_codes=PRODUCER_FATAL,
-                    env={**_inherited(base_env, PRODUCER_ENV_PREFIXES), **settings}),
+                    env={**_inherited(base_env, PRODUCER_ENV_PREFIXES), **settings,
+                         **metrics}),
             Program("stream-job", job, fatal_exit_codes=frozenset({2}),
                     env={**_inherited(base_env, JOB_ENV_PREFIXES), **settings})]
 

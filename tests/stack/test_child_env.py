@@ -54,7 +54,8 @@ def test_only_the_producer_gets_the_token(tmp_path: Path, live: bool) -> None:
     base = {"PATH": "/usr/bin:/bin", "HOME": "/home/u", "LANG": "C.UTF-8",
             "JAVA_HOME": "/opt/jdk", "VIRTUAL_ENV": "/p/.venv"}
     assert producer.env == {**base, "FINNHUB_TOKEN": TOKEN, "FINNHUB_IDLE_TIMEOUT": "30",
-                            "SYNTHETIC_SEED": "4", "KAFKA_LINGER_MS": "5", **settings}
+                            "SYNTHETIC_SEED": "4", "KAFKA_LINGER_MS": "5", **settings,
+                            "PRODUCER_METRICS_PORT": "9464"}
     assert job.env == {**base, "CASSANDRA_PASSWORD": "cass-pw",
                        "STREAM_WATERMARK": "1 minute", "SPARK_LOG_LEVEL": "INFO",
                        "KAFKA_LINGER_MS": "5", **settings}
