@@ -72,3 +72,4 @@ def configure_logging(level: int = logging.INFO) -> None:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("py4j").setLevel(logging.WARNING)
     logging.getLogger("cassandra").setLevel(logging.WARNING)
+    logging.getLogger("kafka").setLevel(logging.WARNING)  # the lag probe's client

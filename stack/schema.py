@@ -7,6 +7,7 @@ a cluster (NetworkTopologyStrategy).
 
 from __future__ import annotations
 
+import logging
 import re
 from pathlib import Path
 from string import Template
@@ -14,6 +15,8 @@ from typing import Any
 
 from stack.config import PROJECT_ROOT
 from stack.errors import StackError
+
+log = logging.getLogger(__name__)
 
 CQL_DIR = PROJECT_ROOT / "cql"
 LOCAL_REPLICATION = "{'class': 'SimpleStrategy', 'replication_factor': 1}"
@@ -39,43 +42,64 @@ def render_cql(cql_dir: Path, keyspace: str, replication: str) -> list[str]:
 
 
 _TABLE = re.compile(r"CREATE TABLE IF NOT EXISTS (\w+)\.(\w+)\s*\((.*)\)", re.S)
-_COLUMN = re.compile(r"^\s*(\w+)\s+[\w<>, ]+$")
+_COLUMN = re.compile(r"^\s*(\w+)\s+([\w<>, ]+)$")
+_KEY = re.compile(r"PRIMARY KEY\s*\((.*)\)", re.S)
 
 
 def declared_columns(statement: str) -> tuple[str, str, set[str]] | None:
     """(keyspace, table, column names) of a CREATE TABLE statement, else None."""
+    declared = declared_table(statement)
+    return None if declared is None else (declared[0], declared[1], set(declared[2]))
+
+
+def declared_table(statement: str) -> tuple[str, str, dict[str, str], set[str]] | None:
+    """(keyspace, table, column -> type, key columns) of a CREATE TABLE, else None."""
     match = _TABLE.search(statement)
     if not match:
         return None
-    body = match.group(3).split("PRIMARY KEY")[0]
-    columns = {m.group(1) for line in body.split(",\n") if (m := _COLUMN.match(line.strip()))}
-    return match.group(1), match.group(2), columns
+    body, _, key = match.group(3).partition("PRIMARY KEY")
+    columns = {m.group(1): m.group(2).strip() for line in body.split(",\n")
+               if (m := _COLUMN.match(line.strip()))}
+    key_match = _KEY.search("PRIMARY KEY" + key)
+    key_columns = set(re.findall(r"\w+", key_match.group(1))) if key_match else set()
+    return match.group(1), match.group(2), columns, key_columns
 
 
-def check_layout(session: Any, statements_: list[str]) -> None:
-    """Fail clearly when an existing table lacks columns its CQL file declares.
+def check_layout(session: Any, statements_: list[str]) -> list[str]:
+    """Bring existing tables up to the columns their CQL files declare.
 
-    CREATE TABLE IF NOT EXISTS leaves an older table as it is, and a key cannot be
-    altered: the jobs would then fail on every write with an unknown column.
+    CREATE TABLE IF NOT EXISTS leaves an older table as it is. Columns added outside
+    the key are added with ALTER TABLE (returned as lines); a table whose key changed
+    cannot be altered, and is named in a clear error instead of leaving the jobs to
+    fail on every write.
     """
-    stale = []
+    stale, added = [], []
     for statement in statements_:
-        declared = declared_columns(statement)
+        declared = declared_table(statement)
         if declared is None:
             continue
-        keyspace, table, columns = declared
+        keyspace, table, columns, key = declared
         rows = session.execute(
             "SELECT column_name FROM system_schema.columns"
             " WHERE keyspace_name = %s AND table_name = %s", (keyspace, table), timeout=60)
         existing = {row.column_name for row in rows}
-        if existing and columns - existing:
-            stale.append(f"{keyspace}.{table} (missing {', '.join(sorted(columns - existing))})")
+        missing = sorted(set(columns) - existing) if existing else []
+        if not missing:
+            continue
+        if key & set(missing):
+            stale.append(f"{keyspace}.{table} (missing {', '.join(missing)})")
+            continue
+        session.execute(f"ALTER TABLE {keyspace}.{table} ADD ("
+                        + ", ".join(f"{name} {columns[name]}" for name in missing) + ")",
+                        timeout=60)
+        added.append(f"{keyspace}.{table}: added {', '.join(missing)}")
     if stale:
         raise StackError(
             "tables with an older layout: " + "; ".join(stale) + ". Their key changed, so"
             " they cannot be altered: drop them (DROP TABLE ...) and apply the schema again."
             " minute_trades and moving_means are derived from trades: rebuild them with"
             " python -m jobs.recompute.")
+    return added
 
 
 def apply(session: Any, keyspace: str, replication: str = LOCAL_REPLICATION,
@@ -84,5 +108,6 @@ def apply(session: Any, keyspace: str, replication: str = LOCAL_REPLICATION,
     rendered = render_cql(cql_dir, keyspace, replication)
     for stmt in rendered:
         session.execute(stmt, timeout=60)
-    check_layout(session, rendered)
+    for line in check_layout(session, rendered):
+        log.info("%s", line)
     return len(rendered)

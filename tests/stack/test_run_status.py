@@ -3,6 +3,7 @@ the job's stream_progress rows."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
@@ -36,9 +37,12 @@ def test_status_line_agrees_with_stream_progress(stack, stack_config, make_topic
     proc = subprocess.Popen(command, cwd=PROJECT_ROOT, env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True, start_new_session=True)
     lines: list[str] = []
-    reader = threading.Thread(target=lambda: lines.extend(iter(proc.stdout.readline, "")),
-                              daemon=True)
-    reader.start()
+
+    def read() -> None:
+        for line in proc.stdout:
+            lines.append(line)
+
+    threading.Thread(target=read, daemon=True).start()
     try:
         deadline = time.monotonic() + JOB_TIMEOUT_S
         # A line with batches written, taken once the job has written a few.
@@ -49,14 +53,16 @@ def test_status_line_agrees_with_stream_progress(stack, stack_config, make_topic
                 lines[-40:])
             time.sleep(0.5)
     finally:
-        os.killpg(proc.pid, signal.SIGINT)
-        assert proc.wait(timeout=120) == 0, "".join(lines[-40:])
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGINT)
+        code = proc.wait(timeout=120)
+    assert code == 0, "".join(lines[-40:])
     shown = full[0]
 
     today = datetime.now(timezone.utc).date()
     rows = list(cassandra_session.execute(
-        f"SELECT * FROM {keyspace}.stream_progress WHERE job = 'market' AND day IN %s",
-        ((today - timedelta(days=1), today),)))
+        f"SELECT * FROM {keyspace}.stream_progress WHERE job = 'market' AND day IN (%s, %s)",
+        (today - timedelta(days=1), today)))
     # The line shows one batch's lag, duration and latencies: a row holds exactly those.
     assert any(str(r.kafka_lag_records) == shown["lag"]
                and f"{r.kafka_lag_ms / 1000:.2f}" == shown["lag_s"]
