@@ -34,7 +34,7 @@ def test_playbook_layout() -> None:
     (play,) = yaml.safe_load((ANSIBLE / "site.yml").read_text())
     roles = [r["role"] if isinstance(r, dict) else r for r in play["roles"]]
     # Secrets before the workloads; the operator (and its CRD) before a SparkApplication.
-    assert roles == ["secrets", "spark_operator", "deploy"]
+    assert roles == ["secrets", "spark_operator", "monitoring", "deploy"]
     assert (ANSIBLE / "inventory.example.yml").is_file()
     assert (ANSIBLE / "requirements.yml").is_file()
 
@@ -102,7 +102,8 @@ def test_spark_operator_chart_is_pinned_to_the_crd_copy() -> None:
     assert re.fullmatch(r"\d+\.\d+\.\d+", str(version)), version
     # The CRD the tests validate against comes from the same chart version.
     assert f"version {version}" in (CRDS / "README.md").read_text()
-    (install,) = [task for _, task in tasks() if "kubernetes.core.helm" in task]
+    (install,) = [task for path, task in tasks()
+                  if "kubernetes.core.helm" in task and "spark_operator" in path.parts]
     helm = install["kubernetes.core.helm"]
     assert helm["chart_version"] == "{{ spark_operator_chart_version }}"
     assert helm["chart_repo_url"] == "{{ spark_operator_chart_repo_url }}"
@@ -120,3 +121,24 @@ def test_deploy_removes_the_single_pod_release_and_fills_in_the_project() -> Non
     text = (ANSIBLE / "roles" / "deploy" / "tasks" / "main.yml").read_text()
     assert "replace(deploy_project_placeholder, gcp_project_id)" in text
     assert "deployment/stream-processor" not in text
+
+
+def test_monitoring_chart_is_pinned_to_the_crd_copy_and_installed_for_prod_only() -> None:
+    defaults = yaml.safe_load((ANSIBLE / "roles" / "monitoring" / "defaults" / "main.yml")
+                              .read_text())
+    version = defaults["monitoring_chart_version"]
+    assert re.fullmatch(r"\d+\.\d+\.\d+", str(version)), version
+    assert f"kube-prometheus-stack {version}" in (CRDS / "README.md").read_text()
+    role_tasks = [task for path, task in tasks() if "monitoring" in path.parts]
+    (install,) = [task for task in role_tasks if "kubernetes.core.helm" in task]
+    helm = install["kubernetes.core.helm"]
+    assert helm["chart_version"] == "{{ monitoring_chart_version }}"
+    assert helm["name"] == "{{ monitoring_release }}"
+    # The PodMonitors carry release: <release>; the policies admit namespace <namespace>.
+    assert defaults["monitoring_release"] == "kube-prometheus-stack"
+    assert defaults["monitoring_namespace"] == "monitoring"
+    # Only the prod overlay includes k8s/components/monitoring.
+    assert defaults["monitoring_enabled"] == "{{ environment_name == 'prod' }}"
+    assert all(task.get("when") == "monitoring_enabled | bool" for task in role_tasks)
+    # The pipeline brings its own Grafana.
+    assert defaults["monitoring_values"]["grafana"]["enabled"] is False

@@ -186,6 +186,16 @@ def seed(session: Any, end: datetime) -> None:
         "INSERT INTO rejected_records (kafka_topic, kafka_date, kafka_partition, kafka_offset, "
         "kafka_ts, payload, reason, seen_at) VALUES (%s, %s, 1, 17, %s, %s, %s, %s)",
         (TOPIC, today, end, b"\x00\x01", "trailing bytes", end))
+    for batch_id in range(3):
+        finished = end - timedelta(seconds=10 * (3 - batch_id))
+        session.execute(
+            "INSERT INTO stream_progress (job, day, finished_at, batch_id, run_id, started_at,"
+            " trades_written_at, records, trades, rejected, panes, minute_rows, moving_rows,"
+            " trade_latency_p50_ms, trade_latency_p99_ms, window_latency_p99_ms,"
+            " kafka_lag_records, kafka_lag_ms) VALUES ('market', %s, %s, %s, uuid(), %s, %s,"
+            " 120, 119, 1, 3, 3, 30, 310.0, 620.0, 900.0, 40, 450.0)",
+            (finished.date(), finished, batch_id, finished - timedelta(milliseconds=400),
+             finished - timedelta(milliseconds=150)))
 
 
 @pytest.fixture(scope="module")
