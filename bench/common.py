@@ -35,7 +35,10 @@ def drop(stack: StackConfig, topic: str, session=None, keyspace: str | None = No
 
 
 def drop_keyspace(session, keyspace: str) -> None:
+    """Drop the keyspace and close the session's cluster: a driver left open at exit
+    prints a scheduler traceback."""
     session.execute(f"DROP KEYSPACE IF EXISTS {keyspace}", timeout=60)
+    session.cluster.shutdown()
 
 
 def percentile(sorted_values: list[float], q: float) -> float:
