@@ -113,8 +113,10 @@ def run(config: RunConfig, base_env: dict[str, str]) -> int:
     if config.on_cluster:
         log.info("stream job: spark-submit to %s", config.stack.spark_master_url)
     log.info("logs in %s; stop with Ctrl-C", config.run_dir / "logs")
+    # With the status line, the programs' own lines stay in their log files; a crash
+    # still prints the last of them.
     supervisor = Supervisor(programs(config, base_env), config.run_dir / "logs", {},
-                            RestartPolicy())
+                            RestartPolicy(), echo=config.status_interval_s == 0)
     signal.signal(signal.SIGINT, supervisor.stop)
     signal.signal(signal.SIGTERM, supervisor.stop)
     status = start_status(config) if config.status_interval_s > 0 else None

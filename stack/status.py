@@ -13,6 +13,7 @@ import math
 import sys
 import threading
 import time
+from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
@@ -119,12 +120,13 @@ class ProgressReader:
 
 
 class TopicRate:
-    """Records per second arriving in a topic, from the growth of its end offsets."""
+    """Records per second arriving in a topic, from the growth of its end offsets over
+    the last `window_s` (a producer sends in bursts: one interval alone jitters)."""
 
-    def __init__(self, bootstrap: str, topic: str) -> None:
-        self.bootstrap, self.topic = bootstrap, topic
+    def __init__(self, bootstrap: str, topic: str, window_s: float = 10.0) -> None:
+        self.bootstrap, self.topic, self.window_s = bootstrap, topic, window_s
         self._consumer: Any = None
-        self._last: tuple[float, int] | None = None
+        self._samples: deque[tuple[float, int]] = deque()
 
     def sample(self) -> float | None:
         from kafka import KafkaConsumer, TopicPartition
@@ -139,9 +141,16 @@ class TopicRate:
                 [TopicPartition(self.topic, p) for p in parts]).values())
         except (KafkaError, OSError, ValueError):
             return None
-        now, last = time.monotonic(), self._last
-        self._last = (now, total)
-        return None if last is None else (total - last[1]) / max(now - last[0], 1e-3)
+        return self.add(time.monotonic(), total)
+
+    def add(self, now: float, total: int) -> float | None:
+        """The rate over the samples of the last window, this one included."""
+        samples = self._samples
+        samples.append((now, total))
+        while len(samples) > 2 and now - samples[1][0] >= self.window_s:
+            samples.popleft()
+        first_at, first_total = samples[0]
+        return None if len(samples) < 2 else (total - first_total) / max(now - first_at, 1e-3)
 
     def close(self) -> None:
         if self._consumer is not None:

@@ -1,9 +1,9 @@
 """Keep the pipeline's programs running: restart on crash with backoff, stop a crash loop.
 
-Each program's output goes to its own log file and, prefixed with its name, to the
-console. A program that exits 0 has finished its work and is not restarted; an exit
-code listed as fatal (bad token, bad configuration) stops everything, since a restart
-would fail the same way.
+Each program's output goes to its own log file and, prefixed with its name and unless
+echo is off (`make run` with its status line), to the console. A program that exits 0
+has finished its work and is not restarted; an exit code listed as fatal (bad token,
+bad configuration) stops everything, since a restart would fail the same way.
 """
 
 from __future__ import annotations
@@ -76,8 +76,10 @@ def is_crash_loop(crash_times: deque, now: float, policy: RestartPolicy) -> bool
 
 class Supervisor:
     def __init__(self, programs: list[Program], log_dir: Path, env: dict[str, str],
-                 policy: RestartPolicy | None = None, seed: int | None = None) -> None:
+                 policy: RestartPolicy | None = None, seed: int | None = None,
+                 echo: bool = True) -> None:
         log_dir.mkdir(parents=True, exist_ok=True)
+        self.echo = echo
         self.children = [_Child(p, log_dir / f"{p.name}.log") for p in programs]
         self.env = env
         self.policy = policy or RestartPolicy()
@@ -103,8 +105,9 @@ class Supervisor:
                 out.flush()
                 line = raw.decode(errors="replace").rstrip()
                 child.last_lines.append(line)
-                sys.stdout.write(f"[{child.program.name}] {line}\n")
-                sys.stdout.flush()
+                if self.echo:
+                    sys.stdout.write(f"[{child.program.name}] {line}\n")
+                    sys.stdout.flush()
 
     def _on_exit(self, child: _Child, code: int, now: float) -> None:
         name = child.program.name

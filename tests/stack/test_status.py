@@ -9,7 +9,7 @@ from datetime import date, datetime, timedelta, timezone
 
 import pytest
 
-from stack.status import Batch, ProgressReader, Status, StatusLine, days_between
+from stack.status import Batch, ProgressReader, Status, StatusLine, TopicRate, days_between
 
 T0 = datetime(2025, 6, 2, 14, 30, tzinfo=timezone.utc)
 
@@ -92,3 +92,12 @@ def test_progress_reader_reads_the_rows_since_a_moment(cassandra_session, make_k
               50.0, 90.0),
         Batch(2, start + timedelta(seconds=9), start + timedelta(seconds=10), 20, 2, 2, 200.0,
               None, None)]
+
+
+def test_topic_rate_is_taken_over_the_window() -> None:
+    rate = TopicRate("unused:9092", "Market", window_s=10)
+    assert rate.add(0.0, 100) is None            # one sample: no rate yet
+    assert rate.add(5.0, 150) == 10.0            # (150 - 100) / 5 s
+    assert rate.add(10.0, 150) == 5.0            # a quiet interval halves it, not zeroes it
+    # The oldest sample kept is the newest one at least 10 s back: (350 - 150) / 10 s.
+    assert rate.add(20.0, 350) == 20.0

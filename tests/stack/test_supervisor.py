@@ -64,3 +64,10 @@ def test_fatal_exit_code_stops_everything_without_restart(tmp_path: Path) -> Non
     # The sleeping job was terminated on the way out, not left behind.
     assert all(child.proc is None or child.proc.poll() is not None
                for child in supervisor.children)
+
+
+def test_without_echo_output_goes_to_the_log_only(tmp_path: Path, capsys) -> None:
+    talker = Program("talker", _python("print('batch=1 records=3')"))
+    assert Supervisor([talker], tmp_path / "logs", env={}, policy=FAST, echo=False).run() == 0
+    assert "batch=1 records=3" in (tmp_path / "logs" / "talker.log").read_text()
+    assert "batch=1" not in capsys.readouterr().out
