@@ -65,6 +65,22 @@ def rejected() -> list[dict[str, Any]]:
              "seen_at": BASE + timedelta(minutes=3 + p)} for p in range(2)]
 
 
+def progress() -> list[dict[str, Any]]:
+    """Three micro-batches of the stream job, 400 + 100 i ms long, 2 minutes apart."""
+    rows = []
+    for i in range(3):
+        finished = BASE + timedelta(minutes=2 * (i + 1))
+        rows.append({"job": "market", "day": BASE.date(), "finished_at": finished,
+                     "batch_id": i, "started_at": finished - timedelta(milliseconds=400 + 100 * i),
+                     "trades_written_at": finished - timedelta(milliseconds=100),
+                     "records": 120 + i, "trades": 119 + i, "rejected": 1,
+                     "panes": 3, "minute_rows": 3, "moving_rows": 30,
+                     "trade_latency_p50_ms": 300.0 + i, "trade_latency_p99_ms": 600.0 + i,
+                     "window_latency_p99_ms": 900.0, "kafka_lag_records": 40 - 20 * i,
+                     "kafka_lag_ms": 450.0 - 200 * i})
+    return rows
+
+
 def insert(session, table: str, rows: list[dict[str, Any]]) -> None:
     for row in rows:
         columns = ", ".join(row)
@@ -77,7 +93,8 @@ def keyspace(make_keyspace, cassandra_session) -> str:
     name = make_keyspace()
     session = cassandra_session.cluster.connect(name)
     for table, rows in (("trades", trades()), ("minute_trades", minutes()),
-                        ("moving_means", means()), ("rejected_records", rejected())):
+                        ("moving_means", means()), ("rejected_records", rejected()),
+                        ("stream_progress", progress())):
         insert(session, table, rows)
     session.shutdown()
     return name
@@ -167,9 +184,36 @@ def expected() -> dict[str, list]:
             latest="window_start", merged=True, sort="window_start"),
         "Ingest delay (venue to producer)": frames_of(delays, ["symbol", "delay_ms", "trade_ts"],
                                                       sort="trade_ts"),
+        **progress_panels(),
         "Rejected records today (table)": frames_of(
             rj, ["kafka_topic", "kafka_partition", "kafka_offset", "kafka_ts", "seen_at",
                  "reason"], merged=True, sort="seen_at"),
+    }
+
+
+def progress_panels() -> dict[str, list]:
+    """The stream_progress panels: one series per query, named by its first column (the
+    job), newest first as the table clusters."""
+    rows = progress()
+
+    def series(column: str, value) -> list[tuple[str, list[str], list[tuple]]]:
+        points = sorted(((r["job"], float(value(r)), r["finished_at"]) for r in rows),
+                        key=lambda p: p[2], reverse=True)
+        return [("market", ["job", column, "finished_at"], points)]
+
+    def duration_ms(r: dict) -> float:
+        return (r["finished_at"] - r["started_at"]) / timedelta(milliseconds=1)
+
+    return {
+        "Throughput: trades written per second": series(
+            "trades_per_s", lambda r: r["trades"] * 1000.0 / (duration_ms(r) + 1)),
+        "Batch duration": series("duration_ms", duration_ms),
+        "Kafka lag: records": series("lag_records", lambda r: r["kafka_lag_records"]),
+        "Kafka lag: time": series("lag_ms", lambda r: r["kafka_lag_ms"]),
+        "Latency: producer ingest to trade row written": [
+            *series("p50_ms", lambda r: r["trade_latency_p50_ms"]),
+            *series("p99_ms", lambda r: r["trade_latency_p99_ms"])],
+        "Rejected records per batch": series("rejected", lambda r: r["rejected"]),
     }
 
 
@@ -223,8 +267,8 @@ def test_an_empty_keyspace_fails_and_names_every_empty_panel(
     caplog.set_level(logging.ERROR, logger="grafana.render")
     assert main(config(tmp_path, stack, make_keyspace())) == 1
     failed = [r.getMessage() for r in caplog.records if "panel failed" in r.getMessage()]
-    # Every panel of every dashboard: 6 + 2 repeat clones, 3 + 2 clones, 4.
-    assert len(failed) == 17, failed
+    # Every panel of every dashboard: 6 + 2 repeat clones, 3 + 2 clones, 4 + 6.
+    assert len(failed) == 23, failed
     assert all("returned no rows" in message for message in failed)
     # The pictures are still written, with the errors drawn in place.
     assert len(list(tmp_path.glob("*.png"))) == 3
