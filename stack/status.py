@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 from typing import Any, TextIO
 
+from jobs.kafka_lag import TopicEnds
+
 log = logging.getLogger(__name__)
 
 JOB = "market"  # the stream query's name: stream_progress.job
@@ -124,24 +126,14 @@ class TopicRate:
     the last `window_s` (a producer sends in bursts: one interval alone jitters)."""
 
     def __init__(self, bootstrap: str, topic: str, window_s: float = 10.0) -> None:
-        self.bootstrap, self.topic, self.window_s = bootstrap, topic, window_s
-        self._consumer: Any = None
+        # The same group-less offsets reader the stream job measures its lag with.
+        self.ends = TopicEnds(bootstrap, topic)
+        self.window_s = window_s
         self._samples: deque[tuple[float, int]] = deque()
 
     def sample(self) -> float | None:
-        from kafka import KafkaConsumer, TopicPartition
-        from kafka.errors import KafkaError
-
-        try:
-            if self._consumer is None:
-                self._consumer = KafkaConsumer(bootstrap_servers=self.bootstrap,
-                                               group_id=None, enable_auto_commit=False)
-            parts = self._consumer.partitions_for_topic(self.topic) or set()
-            total = sum(self._consumer.end_offsets(
-                [TopicPartition(self.topic, p) for p in parts]).values())
-        except (KafkaError, OSError, ValueError):
-            return None
-        return self.add(time.monotonic(), total)
+        ends = self.ends.end_offsets()
+        return None if ends is None else self.add(time.monotonic(), sum(ends.values()))
 
     def add(self, now: float, total: int) -> float | None:
         """The rate over the samples of the last window, this one included."""
@@ -153,8 +145,7 @@ class TopicRate:
         return None if len(samples) < 2 else (total - first_total) / max(now - first_at, 1e-3)
 
     def close(self) -> None:
-        if self._consumer is not None:
-            self._consumer.close()
+        self.ends.close()
 
 
 class StatusLine:
