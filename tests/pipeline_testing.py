@@ -11,7 +11,7 @@ import subprocess
 import sys
 import time
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -278,6 +278,26 @@ def wait_for_batches(checkpoint: Path, count: int, job: subprocess.Popen,
         assert job.poll() is None, f"the job ended early\n{tail()}"
         assert time.monotonic() < deadline, f"fewer than {count} batches in {checkpoint}\n{tail()}"
         time.sleep(0.2)
+
+
+def wait_for(check: Callable[[], None], timeout_s: float, alive: subprocess.Popen | None = None,
+             tail: Callable[[], str] = lambda: "") -> None:
+    """Retry an assertion until it holds; the last failure is raised at the deadline.
+
+    `alive`, if given, must keep running meanwhile; `tail` tells what it printed.
+    """
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            check()
+            return
+        except AssertionError:
+            if time.monotonic() > deadline:
+                raise
+            if alive is not None:
+                assert alive.poll() is None, \
+                    f"the job stopped while it should keep running\n{tail()[-4000:]}"
+            time.sleep(3)
 
 
 def group_command_lines(pgid: int) -> list[str]:

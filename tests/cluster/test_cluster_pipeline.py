@@ -33,6 +33,7 @@ from pipeline_testing import (
     produce,
     produce_trades,
     snapshot,
+    wait_for,
 )
 
 from stack import lifecycle, spark_cluster, spark_submit
@@ -116,16 +117,8 @@ def wait_until(check: Callable[[], bool], what: str, job: ClusterJob,
 
 
 def wait_for_tables(session, pipeline: Pipeline, job: ClusterJob, timeout_s: float = 300) -> None:
-    deadline = time.monotonic() + timeout_s
-    while True:
-        try:
-            assert_tables(session, pipeline)
-            return
-        except AssertionError:
-            if time.monotonic() > deadline:
-                raise
-            assert job.process.poll() is None, f"the driver ended\n{job.output()[-4000:]}"
-            time.sleep(3)
+    wait_for(lambda: assert_tables(session, pipeline), timeout_s, alive=job.process,
+             tail=job.output)
 
 
 def lost_and_duplicated(session, pipeline: Pipeline) -> tuple[int, int, int]:

@@ -15,7 +15,6 @@ import subprocess
 import threading
 import time
 import uuid
-from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -34,6 +33,7 @@ from pipeline_testing import (
     job_command,
     produce,
     snapshot,
+    wait_for,
     wait_for_batches,
 )
 from producer_testing import consume, records_in
@@ -85,22 +85,6 @@ def stop_job(job: subprocess.Popen, sig: int = signal.SIGTERM) -> None:
     with contextlib.suppress(ProcessLookupError):
         os.killpg(job.pid, sig)
     job.wait(timeout=60)
-
-
-def wait_for(check: Callable[[], None], timeout_s: float, alive: subprocess.Popen | None = None
-             ) -> None:
-    """Retry an assertion until it holds; the last failure is raised at the deadline."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        try:
-            check()
-            return
-        except AssertionError:
-            if time.monotonic() > deadline:
-                raise
-            if alive is not None:
-                assert alive.poll() is None, "the job stopped while it should keep running"
-            time.sleep(3)
 
 
 @pytest.fixture

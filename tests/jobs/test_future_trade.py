@@ -12,7 +12,6 @@ import contextlib
 import os
 import signal
 import subprocess
-import time
 import uuid
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -30,6 +29,7 @@ from pipeline_testing import (
     job_command,
     produce,
     produce_trades,
+    wait_for,
     wait_for_batches,
 )
 
@@ -77,16 +77,8 @@ def test_a_trade_a_week_ahead_is_rejected_and_later_trades_are_counted(
         wait_for_batches(checkpoints / QUERY, done + 1, job, log_path)
 
         produce_trades(pipeline, ordinary(start, 60, 60))
-        deadline = time.monotonic() + JOB_TIMEOUT_S
-        while True:
-            try:
-                assert_tables(cassandra_session, pipeline)
-                break
-            except AssertionError:
-                assert job.poll() is None, log_path.read_text()[-3000:]
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(2)
+        wait_for(lambda: assert_tables(cassandra_session, pipeline), JOB_TIMEOUT_S,
+                 alive=job, tail=log_path.read_text)
         # Sanity of the data: the trades after the future one are in the aggregates.
         assert len(pipeline.trades) == 120
     finally:
