@@ -123,6 +123,17 @@ def port_number(text: str) -> int | None:
     return value
 
 
+def millis(text: str) -> int:
+    """argparse type: a whole number of milliseconds, 0 or more."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number of milliseconds: {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more: {text!r}")
+    return value
+
+
 def utc_timestamp(text: str) -> datetime:
     """argparse type: ISO 8601; a time without offset is taken as UTC."""
     try:

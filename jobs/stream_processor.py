@@ -79,6 +79,11 @@ def build_parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
     add("--max-offsets-per-trigger", type=int,
         default=int(env_default(env, "STREAM_MAX_OFFSETS_PER_TRIGGER", "0")),
         help="records per micro-batch, 0 = no limit (env STREAM_MAX_OFFSETS_PER_TRIGGER)")
+    add("--kafka-fetch-max-wait-ms", type=settings.millis,
+        default=int(env_default(env, "STREAM_KAFKA_FETCH_MAX_WAIT_MS",
+                                str(KafkaTopic.fetch_max_wait_ms))),
+        help="longest the broker holds a fetch short of data; Kafka's own default of 500"
+             " delays every micro-batch (env STREAM_KAFKA_FETCH_MAX_WAIT_MS)")
     add("--trigger-interval", type=settings.duration,
         default=env_default(env, "STREAM_TRIGGER_INTERVAL", StreamConfig.trigger_interval),
         help="how often a micro-batch may start (env STREAM_TRIGGER_INTERVAL)")
@@ -118,6 +123,7 @@ def parse_config(argv: Sequence[str], env: Mapping[str, str]) -> StreamConfig:
             topic=args.topic,
             starting_offsets=args.starting_offsets,
             max_offsets_per_trigger=args.max_offsets_per_trigger or None,
+            fetch_max_wait_ms=args.kafka_fetch_max_wait_ms,
         ),
         cassandra=settings.cassandra_target(args, env),
         spark=settings.spark_launch(args),

@@ -19,11 +19,13 @@ def test_stream_options_default_from_env_and_cli_wins() -> None:
         "STREAM_MAX_CLOCK_SKEW": "2 minutes", "STREAM_MAX_OFFSETS_PER_TRIGGER": "500",
         "STREAM_MIN_TRADE_TS": "2010-01-01", "STREAM_MOVING_WINDOW": "10 minutes",
         "STREAM_CHECKPOINT_ROOT": "s3a://bucket/checkpoints",
+        "STREAM_KAFKA_FETCH_MAX_WAIT_MS": "50",
     }
     config = stream_processor.parse_config(["--topic", "Other", "--available-now"], env)
     assert config.kafka.bootstrap_servers == "kafka:9092"
     assert config.kafka.topic == "Other"
     assert config.kafka.max_offsets_per_trigger == 500
+    assert config.kafka.fetch_max_wait_ms == 50
     assert config.kafka.starting_offsets == "earliest"
     assert (config.cassandra.host, config.cassandra.keyspace) == ("cassandra", "prod")
     assert config.bounds.max_clock_skew == timedelta(minutes=2)
@@ -42,6 +44,7 @@ def test_local_defaults_resolve_paths() -> None:
     assert config.avro_schema == root / "schemas" / "trade.avsc"
     assert config.spark.jars_dir == root / ".work" / "jars"
     assert config.kafka.max_offsets_per_trigger is None
+    assert config.kafka.fetch_max_wait_ms == 10
 
 
 def test_credentials_come_from_env_only_and_never_print() -> None:
@@ -74,6 +77,8 @@ def test_durations_are_validated_before_spark_starts(option: str, bad: str) -> N
     ["--moving-window", "1 minute", "--moving-slide", "2 minutes"],  # slide > window
     ["--moving-window", "1500 milliseconds"],  # windows are whole seconds
     ["--min-trade-ts", "yesterday"],
+    ["--kafka-fetch-max-wait-ms", "-1"],
+    ["--kafka-fetch-max-wait-ms", "ten"],
 ])
 def test_window_shapes_and_bounds_are_validated(args: list[str]) -> None:
     with pytest.raises(SystemExit):
