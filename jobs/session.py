@@ -18,6 +18,12 @@ LOCAL_DEFAULTS: Mapping[str, str] = {
     "spark.ui.enabled": "false",
     "spark.sql.session.timeZone": "UTC",
     "spark.driver.extraJavaOptions": "-Duser.timezone=UTC",
+    # Checkpoints on the local disk: the default FileContext-based manager sets the
+    # permissions of every file it writes by running `chmod` in a child process (no
+    # Hadoop native library here), 50 ms for each of a micro-batch's two commits on the
+    # reference machine, against 12 ms this way. The rename is atomic on a local disk.
+    "spark.sql.streaming.checkpointFileManagerClass":
+        "org.apache.spark.sql.execution.streaming.FileSystemBasedCheckpointFileManager",
     "spark.sql.streaming.stateStore.providerClass":
         "org.apache.spark.sql.execution.streaming.state.HDFSBackedStateStoreProvider",
 }
