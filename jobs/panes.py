@@ -22,8 +22,9 @@ from bisect import bisect_left
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
+from functools import cache
 
-from pyspark.sql import DataFrame
+from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
 from jobs.transforms import Transform, utc_date
@@ -65,7 +66,9 @@ def partials(pane: timedelta) -> Transform:
     """Rows of `trades` -> one partial aggregate per (symbol, pane_start)."""
     pane_ms = int(pane.total_seconds() * 1000)
 
-    def apply(trades: DataFrame) -> DataFrame:
+    # Built once per transform, on first use (see jobs.transforms.decode_trades).
+    @cache
+    def columns() -> tuple[Column, tuple[Column, ...], tuple[Column, ...]]:
         millis = F.unix_millis("trade_ts")
         # Integer arithmetic: pmod keeps trades before 1970 in the right pane too.
         pane_start = F.timestamp_millis(millis - F.pmod(millis, F.lit(pane_ms)))
@@ -73,32 +76,33 @@ def partials(pane: timedelta) -> Transform:
         # order, and its price rides along.
         trade = F.struct("trade_ts", "kafka_partition", "kafka_offset", "price")
         price = F.col("price")
-        return (
-            trades
-            .groupBy("symbol", pane_start.alias("pane_start"))
-            .agg(
-                F.count(F.lit(1)).alias("trade_count"),
-                F.sum(price).alias("price_sum"),
-                F.sum("volume").alias("volume_sum"),
-                F.sum(price * F.col("volume")).alias("notional_sum"),
-                F.sum(F.log(price)).alias("log_price_sum"),
-                F.sum(1 / price).alias("inverse_price_sum"),
-                F.min(price).alias("low_price"),
-                F.max(price).alias("high_price"),
-                F.min(trade).alias("open"),
-                F.max(trade).alias("close"),
-            )
-            .select(
-                "symbol",
-                utc_date(F.col("pane_start")).alias("pane_date"),
-                "pane_start",
-                *PARTIAL_VALUES[:8],
-                *(F.col(f"{end}.{field}").alias(f"{end}_{name}")
-                  for end in ("open", "close")
-                  for field, name in (("trade_ts", "ts"), ("kafka_partition", "partition"),
-                                      ("kafka_offset", "offset"), ("price", "price"))),
-            )
+        aggregates = (
+            F.count(F.lit(1)).alias("trade_count"),
+            F.sum(price).alias("price_sum"),
+            F.sum("volume").alias("volume_sum"),
+            F.sum(price * F.col("volume")).alias("notional_sum"),
+            F.sum(F.log(price)).alias("log_price_sum"),
+            F.sum(1 / price).alias("inverse_price_sum"),
+            F.min(price).alias("low_price"),
+            F.max(price).alias("high_price"),
+            F.min(trade).alias("open"),
+            F.max(trade).alias("close"),
         )
+        output = (
+            F.col("symbol"),
+            utc_date(F.col("pane_start")).alias("pane_date"),
+            F.col("pane_start"),
+            *(F.col(name) for name in PARTIAL_VALUES[:8]),
+            *(F.col(f"{end}.{field}").alias(f"{end}_{name}")
+              for end in ("open", "close")
+              for field, name in (("trade_ts", "ts"), ("kafka_partition", "partition"),
+                                  ("kafka_offset", "offset"), ("price", "price"))),
+        )
+        return pane_start.alias("pane_start"), aggregates, output
+
+    def apply(trades: DataFrame) -> DataFrame:
+        pane_start, aggregates, output = columns()
+        return trades.groupBy(F.col("symbol"), pane_start).agg(*aggregates).select(*output)
 
     return apply
 

@@ -22,9 +22,10 @@ from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
+from functools import cache
 from typing import Any
 
-from pyspark.sql import DataFrame, Observation
+from pyspark.sql import Column, DataFrame, Observation
 from pyspark.sql import functions as F
 
 from jobs.kafka_lag import TopicEnds, end_offsets_of, records_behind, time_behind_ms
@@ -46,7 +47,13 @@ from jobs.panes import (
 from jobs.settings import WindowSpec
 from jobs.sinks import write_table
 from jobs.stream_store import BatchReport, RunSettings, StreamStore
-from jobs.transforms import TradeBounds, decode_trades, rejected_records, valid_trades
+from jobs.transforms import (
+    TradeBounds,
+    Transform,
+    decode_trades,
+    rejected_records,
+    valid_trades,
+)
 
 log = logging.getLogger("jobs.stream_batch")
 
@@ -94,24 +101,58 @@ def since(ingest_ms: int | None, moment: datetime) -> float | None:
     return None if ingest_ms is None else moment.timestamp() * 1000 - ingest_ms
 
 
-def collect_partials(trades: DataFrame, plan: BatchPlan) -> dict[str, dict[datetime, Partial]]:
-    """symbol -> pane start -> the batch's partial; times travel as epoch milliseconds,
-    so the driver's time zone never gets a say."""
-    columns = {"pane_start", "open_ts", "close_ts"}
-    rows = (
-        trades.transform(partials(plan.pane))
-        .drop("pane_date")
-        .select(*(F.unix_millis(c).alias(c) if c in columns else F.col(c)
-                  for c in ["symbol", "pane_start", *Partial.__dataclass_fields__]))
-        .collect()
-    )
+TIME_COLUMNS = ("pane_start", "open_ts", "close_ts")
+
+
+def batch_partials(pane: timedelta) -> Transform:
+    """Valid trades -> their partials as the driver collects them: the time columns as
+    epoch milliseconds, so the driver's time zone never gets a say."""
+    aggregate = partials(pane)
+
+    @cache
+    def columns() -> tuple[Column, ...]:
+        return tuple(F.unix_millis(c).alias(c) if c in TIME_COLUMNS else F.col(c)
+                     for c in ["symbol", "pane_start", *Partial.__dataclass_fields__])
+
+    def apply(trades: DataFrame) -> DataFrame:
+        # Already cached and small: one task aggregates it without a shuffle.
+        return trades.coalesce(1).transform(aggregate).select(*columns())
+
+    return apply
+
+
+def collect_partials(trades: DataFrame, transform: Transform
+                     ) -> dict[str, dict[datetime, Partial]]:
+    """symbol -> pane start -> the batch's partial."""
+    rows = trades.transform(transform).collect()
     result: dict[str, dict[datetime, Partial]] = defaultdict(dict)
     for row in rows:
         values = row.asDict()
-        for name in columns:
+        for name in TIME_COLUMNS:
             values[name] = utc_millis(values[name])
         result[values["symbol"]][values["pane_start"]] = Partial.of(values)
     return result
+
+
+@cache
+def batch_metrics(partitions: tuple[int, ...]) -> tuple[Column, ...]:
+    """Counts, ingest-time percentiles, newest Kafka time and the last offset in each
+    partition of a decoded batch, observed in the same pass that writes its trades.
+
+    Cached per partition list: the columns take many calls into the JVM to build.
+    """
+    valid_ingest = F.when(F.col("reason").isNull(), F.unix_millis("trade.ingest_ts"))
+    return (
+        F.count(F.lit(1)).alias("records"),
+        F.count("reason").alias("rejected"),
+        # The oldest (1st percentile) and median ingest times of the trades; as two
+        # scalars, since an observed array reaches Python as a Java object.
+        F.percentile_approx(valid_ingest, 0.01).alias("oldest_ingest_ms"),
+        F.percentile_approx(valid_ingest, 0.5).alias("median_ingest_ms"),
+        F.max(F.unix_millis("kafka_ts")).alias("newest_kafka_ms"),
+        *(F.max(F.when(F.col("kafka_partition") == p, F.col("kafka_offset")))
+          .alias(f"last_offset_{p}") for p in partitions),
+    )
 
 
 class BatchProcessor:
@@ -128,37 +169,28 @@ class BatchProcessor:
         # partition -> the next offset the job reads, as far as its batches have shown.
         self._next_offsets: dict[int, int] = {}
         self._partitions: list[int] = []
+        self._decode = decode_trades(plan.schema_json, plan.bounds)
+        self._partials = batch_partials(plan.pane)
 
     def __call__(self, batch: DataFrame, batch_id: int) -> None:
         started_at = now()
         run_id = self._run_id(batch)
         plan = self.plan
-        decoded = batch.transform(decode_trades(plan.schema_json, plan.bounds)).persist()
+        decoded = batch.transform(self._decode).persist()
         try:
             stats = Observation(f"batch-{batch_id}")
-            valid_ingest = F.when(F.col("reason").isNull(), F.unix_millis("trade.ingest_ts"))
-            observed = decoded.observe(
-                stats,
-                F.count(F.lit(1)).alias("records"),
-                F.count("reason").alias("rejected"),
-                # The oldest (1st percentile) and median ingest times of the trades; as
-                # two scalars, since an observed array reaches Python as a Java object.
-                F.percentile_approx(valid_ingest, 0.01).alias("oldest_ingest_ms"),
-                F.percentile_approx(valid_ingest, 0.5).alias("median_ingest_ms"),
-                F.max(F.unix_millis("kafka_ts")).alias("newest_kafka_ms"),
-                *self._last_offsets(),
-            )
+            observed = decoded.observe(stats, *self._batch_metrics())
             write_table(observed.transform(valid_trades), plan.keyspace, "trades")
             trades_written_at = now()
             counts = stats.get
             if counts["rejected"]:
                 write_table(decoded.transform(rejected_records()), plan.keyspace,
                             "rejected_records")
-            batch_partials = (collect_partials(decoded.transform(valid_trades), plan)
-                              if counts["records"] > counts["rejected"] else {})
+            by_symbol = (collect_partials(decoded.transform(valid_trades), self._partials)
+                         if counts["records"] > counts["rejected"] else {})
         finally:
             decoded.unpersist()
-        panes, minutes, moving = self._merge(run_id, batch_id, batch_partials)
+        panes, minutes, moving = self._merge(run_id, batch_id, by_symbol)
         lag_records, lag_ms = self._lag(counts, batch_id)
         finished_at = now()
         oldest, median = counts["oldest_ingest_ms"], counts["median_ingest_ms"]
@@ -183,12 +215,11 @@ class BatchProcessor:
         self._next_offsets[partition] = max(next_offset,
                                             self._next_offsets.get(partition, next_offset))
 
-    def _last_offsets(self) -> list:
-        """The batch's last offset in each known partition, observed with the counts."""
+    def _batch_metrics(self) -> tuple[Column, ...]:
+        """What a batch observes while it writes `trades`, for the partitions known now."""
         if not self._partitions and self.topic_ends is not None:
             self._partitions = sorted(self.topic_ends.end_offsets() or {})
-        return [F.max(F.when(F.col("kafka_partition") == p, F.col("kafka_offset")))
-                .alias(f"last_offset_{p}") for p in self._partitions]
+        return batch_metrics(tuple(self._partitions))
 
     def _lag(self, counts: dict, batch_id: int) -> tuple[int | None, float | None]:
         """Records and milliseconds the job is behind the topic after this batch.
