@@ -28,6 +28,7 @@ import argparse
 import contextlib
 import json
 import os
+import shutil
 import signal
 import statistics
 import subprocess
@@ -341,7 +342,9 @@ def main() -> int:
     results = []
     for run in range(1, args.runs + 1):
         work = out / f"run-{run}"
-        work.mkdir(parents=True, exist_ok=True)
+        # Checkpoints of an earlier benchmark name topics that are gone by now.
+        shutil.rmtree(work, ignore_errors=True)
+        work.mkdir(parents=True)
         sampler = RssSampler()
         result = RunResult()
         try:
