@@ -41,6 +41,7 @@ from datetime import timezone
 from pathlib import Path
 
 from bench.common import drop, fresh_keyspace, fresh_topic, percentile
+from jobs.kafka_lag import TopicEnds
 from stack.__main__ import parse_config
 
 SYMBOLS = ",".join(["BINANCE:BTCUSDT", "BINANCE:ETHUSDT", "BINANCE:SOLUSDT", "AAPL", "MSFT",
@@ -149,7 +150,8 @@ def environment(stack, topic: str, keyspace: str, work: Path) -> dict[str, str]:
 
 def progress_rows(session, keyspace: str) -> list:
     rows = session.execute(
-        f"SELECT finished_at, started_at, trades_written_at, trades, trade_latency_p99_ms"
+        f"SELECT finished_at, started_at, trades_written_at, records, trades,"
+        f" trade_latency_p99_ms"
         f" FROM {keyspace}.stream_progress", timeout=120)
     return sorted(rows, key=lambda r: r.finished_at)
 
@@ -211,11 +213,16 @@ def latency(stack, args, work: Path, result: RunResult, sampler: RssSampler) -> 
     try:
         if producer.wait(timeout=args.duration + args.lead + 120) != 0:
             raise SystemExit(f"the producer failed; see {work / 'producer.log'}")
-        sent_until = time.time() * 1000
-        # The job has written the last trades once a batch finishes after they were sent.
+        # The job has written the last trades once its batches hold every record sent
+        # (no batch runs after that: there is nothing left to read).
+        ends = TopicEnds(stack.kafka_bootstrap, topic)
+        offsets = ends.end_offsets()
+        ends.close()
+        if offsets is None:
+            raise SystemExit(f"cannot read the end offsets of {topic}")
+        sent = sum(offsets.values())
         deadline = time.monotonic() + args.timeout
-        while not any(epoch_ms(r.finished_at) > sent_until + 1000
-                      for r in progress_rows(session, keyspace)):
+        while sum(r.records for r in progress_rows(session, keyspace)) < sent:
             if job.poll() is not None or time.monotonic() > deadline:
                 raise SystemExit(f"the job did not catch up; see {work / 'latency-job.log'}")
             time.sleep(1)
