@@ -16,7 +16,7 @@ from functools import cache, reduce
 
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
-from pyspark.sql.avro.functions import from_avro
+from pyspark.sql.avro.functions import from_avro, to_avro
 
 Transform = Callable[[DataFrame], DataFrame]
 
@@ -71,16 +71,19 @@ def is_finite(x: Column) -> Column:
 
 
 def varint_size(value: Column) -> Column:
-    """Bytes of Avro's zig-zag varint encoding of a long."""
+    """Bytes of Avro's zig-zag varint encoding of a long: 7 bits a byte.
+
+    bin() spells the zig-zagged value in binary, 64 digits when its top bit is set (as
+    unsigned, 10 bytes); one small expression instead of a chain of comparisons, which
+    keeps the rejection check cheap to plan and to generate code for, every micro-batch.
+    """
     zigzag = F.shiftleft(value, 1).bitwiseXOR(F.shiftright(value, 63))
-    size = F.when(zigzag < 0, 10)  # the top bit set, as unsigned: 64 bits, 10 bytes
-    for n in range(1, 9):
-        size = size.when(zigzag < F.lit(1 << (7 * n)), n)
-    return size.otherwise(9)  # 57 to 63 bits
+    return F.floor((F.length(F.bin(zigzag)) + 6) / 7)
 
 
 def _type_size(value: Column, avro_type: object) -> Column:
-    """Encoded size of a decoded value of one Avro type (the types trade.avsc uses)."""
+    """Encoded size of a decoded value of one Avro type (the types trade.avsc uses);
+    for an array of strings, assuming every string is shorter than 64 bytes."""
     if isinstance(avro_type, list):  # a union: the branch index, then the value
         null_first = avro_type[0] == "null"
         other = avro_type[1] if null_first else avro_type[0]
@@ -96,17 +99,20 @@ def _type_size(value: Column, avro_type: object) -> Column:
     if kind == "long" and isinstance(avro_type, dict) \
             and avro_type.get("logicalType") == "timestamp-millis":
         return varint_size(F.unix_millis(value))
-    if kind == "array":
+    if kind == "array" and avro_type["items"] == "string":
         # One block of n items, then the 0 that ends the array (just the 0 when empty).
-        items = F.aggregate(value, F.lit(0), lambda acc, item: acc + _type_size(
-            item, avro_type["items"]))
+        # Each item is its length (one byte below 64) and its bytes: summing the exact
+        # lengths would take a higher-order function, which Spark cannot compile into
+        # the stage's generated code (the whole projection would then be interpreted).
         count = F.size(value).cast("long")
+        items = count + F.octet_length(F.array_join(value, ""))
         return F.when(count == 0, 1).otherwise(varint_size(count) + items + 1)
     raise ValueError(f"no encoded size for Avro type {avro_type!r}")
 
 
-def avro_encoded_size(record: Column, schema: dict) -> Column:
-    """Bytes of the canonical Avro binary encoding of a decoded record of `schema`.
+def avro_size_lower_bound(record: Column, schema: dict) -> Column:
+    """Bytes of the canonical Avro binary encoding of a decoded record of `schema`,
+    exact unless an array holds a string of 64 bytes or more (then less than that).
 
     Canonical here means what every Avro writer produces for these types: one block per
     non-empty array. Only the types the trade schema uses are supported; a new field
@@ -114,6 +120,19 @@ def avro_encoded_size(record: Column, schema: dict) -> Column:
     """
     sizes = [_type_size(record[f["name"]], f["type"]) for f in schema["fields"]]
     return reduce(Column.__add__, sizes)
+
+
+def has_trailing_bytes(trade: Column, payload: Column, schema_json: str) -> Column:
+    """True when the payload is longer than the encoding of the record decoded from it
+    (from_avro ignores bytes after the record). For a decoded record only.
+
+    The lower bound equals the payload's length for nearly every record; only when it
+    does not is the record re-encoded (to_avro), to tell trailing bytes from long
+    strings in an array.
+    """
+    length = F.length(payload)
+    return ((avro_size_lower_bound(trade, json.loads(schema_json)) != length)
+            & (F.length(to_avro(trade, schema_json)) != length))
 
 
 def undecodable(trade: Column, schema_json: str) -> Column:
@@ -136,9 +155,6 @@ def rejection_reason(trade: Column, payload: Column, kafka_ts: Column, schema_js
     price, volume = trade["price"], trade["volume"]
     symbol, trade_ts = trade["symbol"], trade["trade_ts"]
     latest = kafka_ts + F.make_dt_interval(secs=F.lit(bounds.max_clock_skew.total_seconds()))
-    # from_avro ignores bytes after the record: a payload longer than the record's
-    # encoding carried something else. The length is computed, not re-encoded.
-    reencoded_length = avro_encoded_size(trade, json.loads(schema_json))
     return (
         F.when(payload.isNull() | (F.length(payload) == 0), "empty_value")
         .when(undecodable(trade, schema_json), "undecodable_avro")
@@ -151,7 +167,7 @@ def rejection_reason(trade: Column, payload: Column, kafka_ts: Column, schema_js
         .when(trade["ingest_ts"].isNull(), "missing_ingest_ts")
         .when(trade_ts > latest, "future_trade_ts")
         .when(trade_ts < F.lit(bounds.min_trade_ts), "stale_trade_ts")
-        .when(reencoded_length != F.length(payload), "trailing_bytes")
+        .when(has_trailing_bytes(trade, payload, schema_json), "trailing_bytes")
     )
 
 

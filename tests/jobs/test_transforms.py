@@ -16,7 +16,7 @@ from pyspark.sql import functions as F
 from pyspark.testing import assertDataFrameEqual
 
 from jobs.transforms import (
-    avro_encoded_size,
+    avro_size_lower_bound,
     decode_trades,
     minute_windows,
     moving_means,
@@ -116,10 +116,14 @@ RECORDS = [
     # Event time: 1 ms past Kafka's timestamp + 60 s, and 1 ms before 2000.
     (1, 18, KAFKA_TS, avro(trade_ts=ms(2024, 3, 2, 0, 1, 0, millis=21))),
     (1, 19, KAFKA_TS, avro(trade_ts=ms(1999, 12, 31, 23, 59, 59, millis=999))),
+    # Conditions of 70 and 10,000 bytes (two- and three-byte lengths), a byte appended.
+    (1, 20, KAFKA_TS, avro(conditions=["x" * 70, "é" * 5000]) + b"\x00"),
     # The bounds themselves are accepted.
     (3, 0, KAFKA_TS, avro(symbol="S" * 64, price=1e15, volume=1e15,
                           trade_ts=ms(2024, 3, 2, 0, 1, 0, millis=20))),
     (3, 1, KAFKA_TS, avro(price=1e-12, trade_ts=ms(2000, 1, 1, 0, 0, 0), conditions=None)),
+    # Long conditions are no trailing bytes.
+    (3, 2, KAFKA_TS, avro(conditions=["x" * 70, "é" * 5000])),
 ]
 
 
@@ -151,6 +155,9 @@ def test_valid_records_become_trade_rows_keyed_by_day_and_kafka_coordinates(
              1e15, 1e15, ["1", "12"], ms(2024, 3, 2, 0, 0, 0, millis=10), "Market"),
             ("AAPL", date(2000, 1, 1), ms(2000, 1, 1, 0, 0, 0), 3, 1,
              1e-12, 10.0, None, ms(2024, 3, 2, 0, 0, 0, millis=10), "Market"),
+            ("AAPL", date(2024, 3, 1), ms(2024, 3, 1, 23, 59, 59, millis=999), 3, 2,
+             187.5, 10.0, ["x" * 70, "é" * 5000], ms(2024, 3, 2, 0, 0, 0, millis=10),
+             "Market"),
         ],
         TRADE_SCHEMA,
     )
@@ -186,6 +193,7 @@ def test_every_invalid_record_is_rejected_with_its_reason_and_bytes(
             rejected(17, "bad_symbol"),
             rejected(18, "future_trade_ts"),
             rejected(19, "stale_trade_ts"),
+            rejected(20, "trailing_bytes"),
         ],
         REJECTED_SCHEMA,
     )
@@ -295,18 +303,23 @@ records = st.fixed_dictionaries({
     "price": st.floats(allow_nan=False),
     "volume": st.floats(allow_nan=False),
     "trade_ts": millis,
-    "conditions": st.one_of(st.none(), st.lists(st.text(max_size=5), max_size=300)),
+    # Short codes as venues send them, and strings around the 64 bytes that take a
+    # two-byte length.
+    "conditions": st.one_of(st.none(), st.lists(
+        st.text(max_size=5) | st.text(min_size=16, max_size=70), max_size=300)),
     "ingest_ts": millis,
 })
 
 
 @settings(max_examples=4, deadline=None)
 @given(batch=st.lists(records, min_size=1, max_size=60))
-def test_any_record_decodes_or_is_rejected_and_its_size_is_computed_exactly(
+def test_any_record_decodes_or_is_rejected_and_its_size_is_bounded_exactly(
     spark: SparkSession, batch: list[dict]
 ) -> None:
     """Every encodable record, extreme timestamps included, never fails the batch: it is
-    a valid trade or rejected with a reason, and trailing bytes are always noticed."""
+    a valid trade or rejected with a reason, and trailing bytes are always noticed.
+    The computed size is the encoding's length but for the extra bytes of the
+    conditions' length prefixes (one byte each below 64 bytes)."""
     rows = []
     for n, record in enumerate(batch):
         buffer = io.BytesIO()
@@ -316,17 +329,23 @@ def test_any_record_decodes_or_is_rejected_and_its_size_is_computed_exactly(
     decoded = spark.createDataFrame(rows, KAFKA_SCHEMA).transform(decode_trades(SCHEMA_JSON))
     result = decoded.select(
         "kafka_offset", "reason", F.length("payload").alias("length"),
-        avro_encoded_size(F.col("trade"), json.loads(SCHEMA_JSON)).alias("size")).collect()
+        avro_size_lower_bound(F.col("trade"), json.loads(SCHEMA_JSON)).alias("size")
+    ).collect()
     reasons = {r.kafka_offset: r.reason for r in result}
     assert len(reasons) == len(rows)
-    # The computed size of every decoded record is its encoding's length, byte for byte;
-    # a time beyond Spark's microsecond range decodes as null, so has no size (and its
+    # A time beyond Spark's microsecond range decodes as null, so has no size (and its
     # record is rejected as missing_trade_ts or missing_ingest_ts).
     in_range = [all(abs(record[f]) <= SPARK_MAX_MILLIS for f in ("trade_ts", "ingest_ts"))
                 for record in batch]
+    # What the bound leaves out: the bytes past the first of each item's length prefix
+    # (a zig-zag varint of 2n for n bytes, 7 bits a byte).
+    missed = [sum(max(1, -(-(2 * len(c.encode())).bit_length() // 7)) - 1
+                  for c in record["conditions"] or ())
+              for record in batch]
     assert [r.size for r in result if r.kafka_offset % 2 == 0] == [
-        r.length if ok else None
-        for r, ok in zip((r for r in result if r.kafka_offset % 2 == 0), in_range, strict=True)]
+        r.length - left_out if ok else None
+        for r, ok, left_out in zip((r for r in result if r.kafka_offset % 2 == 0), in_range,
+                                   missed, strict=True)]
     for n in range(len(batch)):
         # A record with a byte appended is never accepted.
         assert reasons[2 * n + 1] is not None
