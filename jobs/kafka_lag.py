@@ -26,12 +26,16 @@ def records_behind(ends: Mapping[int, int], next_offsets: Mapping[int, int]) -> 
                for partition, end in ends.items())
 
 
-def end_offsets_of(progress_end_offset: str | None, topic: str) -> dict[int, int]:
+def end_offsets_of(progress_end_offset: str | Mapping | None, topic: str) -> dict[int, int]:
     """partition -> next offset, from a Kafka source's endOffset in a query progress
-    (JSON such as {"Market": {"0": 120, "1": 40}}); empty when absent or unreadable."""
+    ({"Market": {"0": 120, "1": 40}}, as JSON text or parsed); empty when absent or
+    unreadable."""
     try:
-        offsets = json.loads(progress_end_offset or "{}").get(topic, {})
-        return {int(partition): int(offset) for partition, offset in offsets.items()}
+        offsets = progress_end_offset or {}
+        if isinstance(offsets, str):
+            offsets = json.loads(offsets)
+        return {int(partition): int(offset)
+                for partition, offset in offsets.get(topic, {}).items()}
     except (ValueError, TypeError, AttributeError):
         return {}
 

@@ -37,7 +37,7 @@ from pyspark.sql.streaming import StreamingQuery
 
 from jobs import checkpoints, settings, stream_store
 from jobs.kafka_lag import TopicEnds
-from jobs.progress import ProgressLogger, configure_logging, error_summary
+from jobs.progress import configure_logging, error_summary
 from jobs.session import start_session
 from jobs.settings import CassandraTarget, SparkLaunch, WindowSpec, env_default
 from jobs.sources import KafkaTopic, read_stream
@@ -203,8 +203,8 @@ def stop_on_signals(stop: threading.Event) -> None:
 def run(spark: SparkSession, config: StreamConfig, store: stream_store.StreamStore) -> int:
     topic_ends = TopicEnds(config.kafka.bootstrap_servers, config.kafka.topic)
     processor = BatchProcessor(batch_plan(config), store, log_batch, topic_ends)
-    spark.streams.addListener(ProgressLogger(processor.observe_progress))
     query = start_query(spark, config, processor)
+    log.info("started query=%s id=%s run=%s", query.name, query.id, query.runId)
     stop = threading.Event()
     stop_on_signals(stop)
     failed = await_queries(spark, [query], stop)

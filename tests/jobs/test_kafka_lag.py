@@ -44,10 +44,12 @@ def test_time_behind(records: int, newest: datetime | None, expected: float | No
 
 @pytest.mark.parametrize(("end_offset", "expected"), [
     ('{"Market": {"0": 120, "2": 7}, "Other": {"0": 1}}', {0: 120, 2: 7}),
+    ({"Market": {"0": 120, "2": 7}, "Other": {"0": 1}}, {0: 120, 2: 7}),
+    ({"Market": ["0"]}, {}),
     ('{"Other": {"0": 1}}', {}),
     (None, {}),
     ("not json", {}),
     ('["Market"]', {}),
 ])
-def test_end_offsets_of_a_progress(end_offset: str | None, expected: dict[int, int]) -> None:
+def test_end_offsets_of_a_progress(end_offset: str | dict | None, expected: dict[int, int]) -> None:
     assert end_offsets_of(end_offset, "Market") == expected
