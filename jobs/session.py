@@ -28,8 +28,6 @@ LOCAL_DEFAULTS: Mapping[str, str] = {
         "org.apache.spark.sql.execution.streaming.state.HDFSBackedStateStoreProvider",
 }
 
-CASSANDRA_EXTENSIONS = "com.datastax.spark.connector.CassandraSparkExtensions"
-
 # Spark's Prometheus endpoints on the driver's UI port: the driver's metrics, the
 # streaming queries' among them, at /metrics/prometheus, and the executors' (which
 # report to the driver; they serve nothing themselves) at /metrics/executors/prometheus.
@@ -62,7 +60,8 @@ def build_spark(
     """
     builder = SparkSession.builder.appName(app_name)
     settings = dict(LOCAL_DEFAULTS) if master and master.startswith("local") else {}
-    settings["spark.sql.extensions"] = CASSANDRA_EXTENSIONS
+    # No CassandraSparkExtensions: the jobs use neither its writetime/ttl functions nor
+    # its direct joins, and its optimizer rule walks every plan, every micro-batch.
     if jars:
         settings["spark.jars"] = ",".join(str(jar) for jar in jars)
     settings.update(conf or {})
