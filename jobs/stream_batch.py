@@ -172,7 +172,7 @@ def batch_metrics(partitions: tuple[int, ...]) -> tuple[Column, ...]:
 
 
 class BatchProcessor:
-    """The foreachBatch function of the stream job."""
+    """The foreachBatch function of the stream job, over records decoded by `decode`."""
 
     def __init__(self, plan: BatchPlan, store: StreamStore,
                  report: Callable[[BatchReport], None], topic_ends: TopicEnds | None = None
@@ -185,7 +185,9 @@ class BatchProcessor:
         # partition -> the next offset the job reads, as far as its batches have shown.
         self._next_offsets: dict[int, int] = {}
         self._partitions: list[int] = []
-        self._decode = decode_trades(plan.schema_json, plan.bounds)
+        # The query decodes the records (stream_processor.start_query); foreachBatch
+        # then gets them decoded.
+        self.decode = decode_trades(plan.schema_json, plan.bounds)
         self._partials = batch_partials(plan.pane)
 
     def __call__(self, batch: DataFrame, batch_id: int) -> None:
@@ -194,7 +196,7 @@ class BatchProcessor:
         plan = self.plan
         # cache(), not persist(): the same storage level, without the py4j lookups of
         # persist's StorageLevel argument.
-        decoded = batch.transform(self._decode).cache()
+        decoded = batch.cache()
         try:
             stats = Observation(f"batch-{batch_id}")
             observed = decoded.observe(stats, *self._batch_metrics())

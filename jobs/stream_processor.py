@@ -151,6 +151,11 @@ def start_query(spark: SparkSession, config: StreamConfig,
                 processor: BatchProcessor) -> StreamingQuery:
     writer = (
         read_stream(spark, config.kafka)
+        # Decoded in the query's own plan: Spark plans it once per micro-batch, and the
+        # batch reaches foreachBatch as rows already computed, on which each of the
+        # batch's steps is planned in a few milliseconds instead of re-analysing and
+        # re-optimising the decode and rejection checks every time.
+        .transform(processor.decode)
         .writeStream
         .queryName(QUERY_NAME)
         .option("checkpointLocation", f"{config.checkpoint_root.rstrip('/')}/{QUERY_NAME}")
