@@ -313,9 +313,5 @@ class BatchProcessor:
                 current, windows_touched(by_pane, MINUTE_SHAPE), MINUTE_SHAPE))
             moving += moving_rows(symbol, moving_shape, merge_windows(
                 current, windows_touched(by_pane, moving_shape), moving_shape))
-        # Panes first: a crash before the windows are written replays the batch, which
-        # then finds its panes folded and only writes the windows.
-        self.store.save_panes(run_id, changed)
-        self.store.save_minutes(minutes)
-        self.store.save_moving(moving)
+        self.store.save_merge(run_id, changed, minutes, moving)
         return len(changed), len(minutes), len(moving)

@@ -198,24 +198,27 @@ class StreamStore:
                 panes[symbol, utc(row.pane_start)] = Pane(row.last_batch_id, Partial.of(values))
         return panes
 
-    def save_panes(self, run_id: uuid.UUID, panes: Mapping[tuple[str, datetime], Pane]) -> None:
-        args = [(run_id, symbol, start.date(), start, pane.last_batch_id,
-                 *(getattr(pane.partial, name) for name in PARTIAL_VALUES))
-                for (symbol, start), pane in panes.items()]
-        self._write(self._insert_pane, args)
+    def save_merge(self, run_id: uuid.UUID, panes: Mapping[tuple[str, datetime], Pane],
+                   minutes: Iterable[Mapping[str, object]],
+                   moving: Iterable[Mapping[str, object]]) -> None:
+        """A micro-batch's folded panes and its rewritten windows, all in flight at once.
 
-    # --- windows ---
-
-    def save_minutes(self, rows: Iterable[Mapping[str, object]]) -> None:
-        self._write(self._insert_minute, [tuple(r[c] for c in MINUTE_COLUMNS) for r in rows])
-
-    def save_moving(self, rows: Iterable[Mapping[str, object]]) -> None:
-        self._write(self._insert_moving, [tuple(r[c] for c in MOVING_COLUMNS) for r in rows])
-
-    def _write(self, statement: PreparedStatement, args: list[tuple]) -> None:
-        if args:
-            execute_concurrent(self.session, [(batch, None) for batch in
-                                              partition_batches(statement, args)],
+        Any subset may be written when the job dies part-way; the replayed batch then
+        folds only the panes not marked with its id and rewrites every window with the
+        same values.
+        """
+        pane_args = [(run_id, symbol, start.date(), start, pane.last_batch_id,
+                      *(getattr(pane.partial, name) for name in PARTIAL_VALUES))
+                     for (symbol, start), pane in panes.items()]
+        batches = [
+            *partition_batches(self._insert_pane, pane_args),
+            *partition_batches(self._insert_minute,
+                               [tuple(r[c] for c in MINUTE_COLUMNS) for r in minutes]),
+            *partition_batches(self._insert_moving,
+                               [tuple(r[c] for c in MOVING_COLUMNS) for r in moving]),
+        ]
+        if batches:
+            execute_concurrent(self.session, [(batch, None) for batch in batches],
                                concurrency=CONCURRENCY, raise_on_first_error=True)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import datetime, timedelta, timezone
 
 from hypothesis import given
@@ -51,7 +52,7 @@ def test_batched_rows_all_reach_cassandra(cassandra_session, make_keyspace) -> N
     # 120 rows of 3 partitions: more than one batch per partition.
     rows = [moving_row(symbol, n) for symbol in ("AAPL", "MSFT", "BINANCE:BTCUSDT")
             for n in range(120)]
-    store.save_moving(rows)
+    store.save_merge(uuid.uuid4(), {}, [], rows)
     stored = cassandra_session.execute(f"SELECT * FROM {keyspace}.moving_means")
     assert sorted(tuple(getattr(r, c) for c in MOVING_COLUMNS) for r in stored) == sorted(
         tuple(r[c].replace(tzinfo=None) if isinstance(r[c], datetime) else r[c]
