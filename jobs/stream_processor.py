@@ -25,12 +25,13 @@ import os
 import signal
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from cassandra import DriverException
-from cassandra.cluster import NoHostAvailable
+from cassandra.cluster import Cluster, NoHostAvailable
 from pyspark.errors import StreamingQueryException
 from pyspark.sql import SparkSession
 from pyspark.sql.streaming import StreamingQuery
@@ -51,6 +52,10 @@ log = logging.getLogger("jobs.stream_processor")
 QUERY_NAME = "market"
 # Longest wait for Spark and the Cassandra session to close before the process exits anyway.
 SHUTDOWN_TIMEOUT_S = 60.0
+# How long a start waits for an unreachable Cassandra before it gives up (exit 1). A
+# node restarting takes a minute or so; waiting in-process rides that out, where quick
+# exits would make a crash loop that a supervisor stops after a few restarts.
+CASSANDRA_WAIT_S = 120.0
 
 
 @dataclass(frozen=True)
@@ -248,6 +253,24 @@ def exit_if_stuck(timeout_s: float, code: Callable[[], int]) -> Iterator[None]:
         timer.cancel()
 
 
+def open_store_waiting(target: CassandraTarget, wait_s: float
+                       ) -> tuple[Cluster, stream_store.StreamStore]:
+    """open_store, retried with backoff while no Cassandra node answers, for up to
+    wait_s seconds; any other failure (a missing keyspace) is raised at once."""
+    deadline = time.monotonic() + wait_s
+    delay = 1.0
+    while True:
+        try:
+            return stream_store.open_store(target)
+        except NoHostAvailable as err:
+            if time.monotonic() + delay > deadline:
+                raise
+            log.warning("no Cassandra node at %s answers (%s); retrying in %.0f s",
+                        target.host, err, delay)
+            time.sleep(delay)
+            delay = min(delay * 2, 10.0)
+
+
 def main(config: StreamConfig) -> int:
     log.info("starting with %s", config)
     try:
@@ -258,7 +281,7 @@ def main(config: StreamConfig) -> int:
                   "(env STREAM_CHECKPOINT_ROOT)", err)
         return 2
     try:
-        cluster, store = stream_store.open_store(config.cassandra)
+        cluster, store = open_store_waiting(config.cassandra, CASSANDRA_WAIT_S)
     except (DriverException, NoHostAvailable) as err:
         # Cassandra down or the schema not applied: a later restart may well succeed.
         log.error("Cassandra keyspace %s is not usable: %s; is Cassandra up and the schema"
