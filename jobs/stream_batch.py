@@ -1,6 +1,7 @@
 """One micro-batch of the stream job, from Kafka records to every table.
 
-The batch is read from Kafka and decoded once, and kept in memory while it is used:
+The batch is read from Kafka and decoded once, by the query itself (its plan holds
+the decode, see stream_processor.start_query), and kept in memory while it is used:
 1. valid trades -> `trades` (Spark Cassandra Connector), counting records and rejects
    on the way (an Observation, no extra pass);
 2. rejected records, if there are any -> `rejected_records`;
