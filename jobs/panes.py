@@ -66,7 +66,7 @@ def partials(pane: timedelta) -> Transform:
     """Rows of `trades` -> one partial aggregate per (symbol, pane_start)."""
     pane_ms = int(pane.total_seconds() * 1000)
 
-    # Built once per transform, on first use (see jobs.transforms.decode_trades).
+    # Built once per transform, on first use (see jobs.transforms._trade_columns).
     @cache
     def columns() -> tuple[Column, tuple[Column, ...], tuple[Column, ...]]:
         millis = F.unix_millis("trade_ts")

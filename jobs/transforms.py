@@ -178,38 +178,39 @@ def decode_trades(schema_json: str, bounds: TradeBounds = TradeBounds()) -> Tran
     query; `reason` is null exactly for the records that are valid trades.
     """
 
-    # Built once per transform, on first use (a Spark context must exist): the checks
-    # take a few hundred calls into the JVM, a fifth of a second per micro-batch on a
-    # loaded 2-core machine. Columns are plain expressions, reusable on any DataFrame.
-    @cache
-    def columns() -> tuple[tuple[Column, ...], Column]:
+    def apply(records: DataFrame) -> DataFrame:
         # Avro timestamps are proleptic Gregorian, as Spark's own: a trade dated before
         # 1900 is read as it was written (and rejected for its date), where Spark's
         # default rebase mode would fail its decoding and call it undecodable.
         trade = from_avro(F.col("value"), schema_json,
                           {"mode": "PERMISSIVE", "datetimeRebaseMode": "CORRECTED"})
-        selected = (
-            F.col("topic").alias("kafka_topic"),
-            F.col("partition").alias("kafka_partition"),
-            F.col("offset").alias("kafka_offset"),
-            F.col("timestamp").alias("kafka_ts"),
-            F.col("value").alias("payload"),
-            trade.alias("trade"),
+        return (
+            records
+            .select(
+                F.col("topic").alias("kafka_topic"),
+                F.col("partition").alias("kafka_partition"),
+                F.col("offset").alias("kafka_offset"),
+                F.col("timestamp").alias("kafka_ts"),
+                F.col("value").alias("payload"),
+                trade.alias("trade"),
+            )
+            .withColumn(
+                "reason", rejection_reason(F.col("trade"), F.col("payload"), F.col("kafka_ts"),
+                                           schema_json, bounds)
+            )
         )
-        reason = rejection_reason(F.col("trade"), F.col("payload"), F.col("kafka_ts"),
-                                  schema_json, bounds)
-        return selected, reason
-
-    def apply(records: DataFrame) -> DataFrame:
-        selected, reason = columns()
-        return records.select(*selected).withColumn("reason", reason)
 
     return apply
 
 
 @cache
 def _trade_columns() -> tuple[Column, ...]:
-    """The `trades` columns of a decoded record (built once, see decode_trades)."""
+    """The `trades` columns of a decoded record.
+
+    Built once, on first use (a Spark context must exist): the stream job selects them
+    twice a micro-batch, and building columns takes calls into the JVM every time.
+    Columns are plain expressions, reusable on any DataFrame.
+    """
     return (
         F.col("trade.symbol").alias("symbol"),
         utc_date(F.col("trade.trade_ts")).alias("trade_date"),
