@@ -212,7 +212,7 @@ class BatchProcessor:
         finally:
             decoded.unpersist()
         panes, minutes, moving = self._merge(run_id, batch_id, by_symbol)
-        self.observe_progress(self._previous_progress(batch))
+        self.observe_progress(self._previous_progress(batch, run_id))
         lag_records, lag_ms = self._lag(counts, batch_id)
         finished_at = now()
         oldest, median = counts["oldest_ingest_ms"], counts["median_ingest_ms"]
@@ -232,15 +232,14 @@ class BatchProcessor:
                 self._advance(p, offset)
 
     @staticmethod
-    def _previous_progress(batch: DataFrame) -> dict[str, Any] | None:
+    def _previous_progress(batch: DataFrame, query_id: uuid.UUID) -> dict[str, Any] | None:
         """The progress of the query's last finished batch, if any.
 
         Polled here rather than heard from a listener: for a Python listener, PySpark
         converts each event by iterating JVM maps until the JVM throws, and every such
         exception costs a dozen class-path searches (see observed_metrics).
         """
-        spark = batch.sparkSession
-        query = spark.streams.get(spark.sparkContext.getLocalProperty("sql.streaming.queryId"))
+        query = batch.sparkSession.streams.get(str(query_id))
         return query.lastProgress if query is not None else None
 
     def _advance(self, partition: int, next_offset: int) -> None:
