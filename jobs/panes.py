@@ -292,3 +292,76 @@ def spans_to_read(
         else:
             merged.append((start, end))
     return merged
+
+
+class KnownPanes:
+    """The stored panes of one run that the driver has read or written, and the pane
+    slots it knows to be empty, near the newest pane a batch touched.
+
+    Only the job's own batches write a run's panes, one batch at a time, so what the
+    driver read or wrote stays true for as long as it runs: a batch reads from
+    Cassandra only the spans it knows nothing about (at a steady rate, one new slot
+    per symbol per pane length instead of every window's span every batch). A
+    restarted driver starts knowing nothing and reads what it needs.
+    """
+
+    def __init__(self, pane: timedelta, keep: timedelta) -> None:
+        self.pane = pane
+        # Slots further than this from the newest pane a batch touched are forgotten.
+        self.keep = keep
+        self._slots: dict[str, dict[datetime, Pane | None]] = {}
+
+    def slots(self, start: datetime, end: datetime) -> Iterable[datetime]:
+        slot = floor_time(start, self.pane)
+        while slot < end:
+            yield slot
+            slot += self.pane
+
+    def unknown(self, spans: Iterable[tuple[str, datetime, datetime]]
+                ) -> list[tuple[str, datetime, datetime]]:
+        """The parts of the (symbol, start, end) spans made of slots not known yet."""
+        result: list[tuple[str, datetime, datetime]] = []
+        for symbol, start, end in spans:
+            known = self._slots.get(symbol, {})
+            for slot in self.slots(start, end):
+                if slot in known:
+                    continue
+                if result and result[-1][0] == symbol and result[-1][2] == slot:
+                    result[-1] = (symbol, result[-1][1], slot + self.pane)
+                else:
+                    result.append((symbol, slot, slot + self.pane))
+        return result
+
+    def learn(self, spans: Iterable[tuple[str, datetime, datetime]],
+              loaded: Mapping[tuple[str, datetime], Pane]) -> None:
+        """Record what was read for the spans: every slot in them not loaded is empty."""
+        for symbol, start, end in spans:
+            known = self._slots.setdefault(symbol, {})
+            for slot in self.slots(start, end):
+                known[slot] = loaded.get((symbol, slot))
+
+    def remember(self, written: Mapping[tuple[str, datetime], Pane]) -> None:
+        for (symbol, start), pane in written.items():
+            self._slots.setdefault(symbol, {})[start] = pane
+
+    def stored(self, symbol: str, spans: Iterable[tuple[datetime, datetime]]
+               ) -> dict[datetime, Pane]:
+        """pane start -> stored pane, for every known non-empty slot in the spans."""
+        known = self._slots.get(symbol, {})
+        return {slot: pane for start, end in spans for slot in self.slots(start, end)
+                if (pane := known.get(slot)) is not None}
+
+    def forget_far_from(self, newest: datetime) -> None:
+        """Bound the memory: keep only the slots within `keep` of `newest`."""
+        for symbol in list(self._slots):
+            known = self._slots[symbol]
+            for slot in [s for s in known if abs(s - newest) > self.keep]:
+                del known[slot]
+            if not known:
+                del self._slots[symbol]
+
+    def clear(self) -> None:
+        self._slots.clear()
+
+    def __len__(self) -> int:
+        return sum(len(known) for known in self._slots.values())

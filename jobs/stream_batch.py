@@ -7,7 +7,8 @@ the decode, see stream_processor.start_query), and kept in memory while it is us
 2. rejected records, if there are any -> `rejected_records`;
 3. valid trades -> one partial aggregate per (symbol, pane), collected to the driver
    (a few rows per symbol);
-4. in the driver: read the stored panes of every window a partial touches, fold the
+4. in the driver: read the stored panes of every window a partial touches (those the
+   driver has not read or written since it started: jobs.panes.KnownPanes), fold the
    partials in, write the panes, merge and write the touched minute and moving-mean
    windows (jobs.panes has the logic, jobs.stream_store the I/O).
 
@@ -32,7 +33,7 @@ from pyspark.sql import functions as F
 from jobs.kafka_lag import TopicEnds, end_offsets_of, records_behind, time_behind_ms
 from jobs.panes import (
     MINUTE,
-    Pane,
+    KnownPanes,
     Partial,
     WindowShape,
     fold_batch,
@@ -190,6 +191,10 @@ class BatchProcessor:
         # then gets them decoded.
         self.decode = decode_trades(plan.schema_json, plan.bounds)
         self._partials = batch_partials(plan.pane)
+        # What the driver knows of the run's stored panes: windows up to two of the
+        # longest window's lengths either side of the newest pane need no reads.
+        self._panes = KnownPanes(plan.pane, 2 * max(MINUTE, plan.windows.moving_length))
+        self._panes_run: uuid.UUID | None = None
 
     def __call__(self, batch: DataFrame, batch_id: int) -> None:
         started_at = now()
@@ -296,15 +301,17 @@ class BatchProcessor:
                batch_partials: dict[str, dict[datetime, Partial]]) -> tuple[int, int, int]:
         """Fold the batch into its panes, then rewrite every window they are in."""
         shapes = (MINUTE_SHAPE, self.plan.moving_shape)
-        spans = [(symbol, start, end) for symbol, by_pane in batch_partials.items()
-                 for start, end in spans_to_read(by_pane, shapes)]
-        stored: dict[str, dict[datetime, Pane]] = defaultdict(dict)
-        for (symbol, start), pane in self.store.load_panes(run_id, spans).items():
-            stored[symbol][start] = pane
+        spans = {symbol: spans_to_read(by_pane, shapes)
+                 for symbol, by_pane in batch_partials.items()}
+        known = self._known_panes(run_id)
+        unknown = known.unknown((symbol, start, end) for symbol, symbol_spans in spans.items()
+                                for start, end in symbol_spans)
+        if unknown:
+            known.learn(unknown, self.store.load_panes(run_id, unknown))
         moving_shape = self.plan.moving_shape
         changed, minutes, moving = {}, [], []
         for symbol, by_pane in batch_partials.items():
-            mine = stored[symbol]
+            mine = known.stored(symbol, spans[symbol])
             folded = fold_batch(mine, by_pane, batch_id)
             changed.update({(symbol, start): pane for start, pane in folded.items()
                             if mine.get(start) is not pane})
@@ -313,5 +320,20 @@ class BatchProcessor:
                 current, windows_touched(by_pane, MINUTE_SHAPE), MINUTE_SHAPE))
             moving += moving_rows(symbol, moving_shape, merge_windows(
                 current, windows_touched(by_pane, moving_shape), moving_shape))
-        self.store.save_merge(run_id, changed, minutes, moving)
+        try:
+            self.store.save_merge(run_id, changed, minutes, moving)
+        except BaseException:
+            # Some of the writes may have landed: what the driver knows is no longer
+            # sure. (The job stops on a failed batch; this keeps the class honest.)
+            known.clear()
+            raise
+        known.remember(changed)
+        if batch_partials:
+            known.forget_far_from(max(max(by_pane) for by_pane in batch_partials.values()))
         return len(changed), len(minutes), len(moving)
+
+    def _known_panes(self, run_id: uuid.UUID) -> KnownPanes:
+        if self._panes_run != run_id:
+            self._panes_run = run_id
+            self._panes.clear()
+        return self._panes

@@ -13,6 +13,7 @@ from pyspark.sql import SparkSession
 from pyspark.testing import assertDataFrameEqual
 
 from jobs.panes import (
+    KnownPanes,
     Pane,
     Partial,
     WindowShape,
@@ -176,6 +177,39 @@ def test_folding_a_replayed_batch_changes_nothing() -> None:
     again = fold_batch(folded, batch, batch_id=5)
     assert again == folded
     assert all(again[start] is folded[start] for start in folded)
+
+
+def test_known_panes_read_only_the_slots_never_seen() -> None:
+    known = KnownPanes(30 * SEC, keep=10 * MIN)
+    span = ("AAPL", T0, T0 + 2 * MIN)
+    assert known.unknown([span]) == [span]
+    stored = Pane(3, one(T0 + 31 * SEC, 2.0))
+    known.learn([span], {("AAPL", T0 + 30 * SEC): stored, ("MSFT", T0): Pane(3, one(T0, 9.0))})
+    # The span is known now, its empty slots included; only the slots beyond it are not.
+    assert known.unknown([("AAPL", T0 - MIN, T0 + 3 * MIN)]) == [
+        ("AAPL", T0 - MIN, T0), ("AAPL", T0 + 2 * MIN, T0 + 3 * MIN)]
+    assert known.unknown([("MSFT", T0, T0 + MIN)]) == [("MSFT", T0, T0 + MIN)]
+    assert known.stored("AAPL", [(T0 - MIN, T0 + 3 * MIN)]) == {T0 + 30 * SEC: stored}
+    # A slot the job wrote is known, with what was written.
+    written = Pane(4, one(T0 + 2 * MIN, 5.0))
+    known.remember({("AAPL", T0 + 2 * MIN): written})
+    assert known.unknown([("AAPL", T0 + 90 * SEC, T0 + 3 * MIN)]) == [
+        ("AAPL", T0 + 150 * SEC, T0 + 3 * MIN)]
+    assert known.stored("AAPL", [(T0, T0 + 150 * SEC)]) == {T0 + 30 * SEC: stored,
+                                                           T0 + 2 * MIN: written}
+
+
+def test_known_panes_forget_slots_far_from_the_newest() -> None:
+    known = KnownPanes(30 * SEC, keep=MIN)
+    known.learn([("AAPL", T0, T0 + 3 * MIN), ("MSFT", T0, T0 + 30 * SEC)], {})
+    assert len(known) == 7
+    known.forget_far_from(T0 + 3 * MIN)
+    # AAPL keeps its slots from T0 + 2 min on; MSFT keeps none and is dropped.
+    assert len(known) == 2
+    assert known.unknown([("AAPL", T0, T0 + 3 * MIN), ("MSFT", T0, T0 + 30 * SEC)]) == [
+        ("AAPL", T0, T0 + 2 * MIN), ("MSFT", T0, T0 + 30 * SEC)]
+    known.clear()
+    assert len(known) == 0
 
 
 prices = st.floats(min_value=1e-6, max_value=1e9, allow_nan=False)
