@@ -212,6 +212,37 @@ def test_known_panes_forget_slots_far_from_the_newest() -> None:
     assert len(known) == 0
 
 
+@settings(max_examples=200, deadline=None)
+@given(batches=st.lists(st.tuples(
+    st.lists(st.tuples(st.sampled_from("AB"), st.integers(-40, 40)), min_size=1, max_size=4),
+    st.booleans()), min_size=1, max_size=12))
+def test_known_panes_always_agree_with_the_store(batches) -> None:
+    """Batch after batch, what the driver knows plus what it reads equals the store."""
+    pane, keep = 30 * SEC, 5 * MIN
+    store: dict[tuple[str, datetime], Pane] = {}
+    known = KnownPanes(pane, keep)
+    for batch_id, (touched, forget) in enumerate(batches):
+        spans = {}
+        for symbol, slot in touched:
+            start = T0 + slot * pane
+            spans.setdefault(symbol, []).append((start - 2 * MIN, start + 2 * MIN))
+        unknown = known.unknown((symbol, lo, hi) for symbol, ranges in spans.items()
+                                for lo, hi in ranges)
+        known.learn(unknown, {(symbol, start): p for (symbol, start), p in store.items()
+                              if any(s == symbol and lo <= start < hi
+                                     for s, lo, hi in unknown)})
+        for symbol, ranges in spans.items():
+            expected = {start: p for (s, start), p in store.items()
+                        if s == symbol and any(lo <= start < hi for lo, hi in ranges)}
+            assert known.stored(symbol, ranges) == expected
+        written = {(symbol, T0 + slot * pane): Pane(batch_id, one(T0 + slot * pane, 1.0))
+                   for symbol, slot in touched}
+        store.update(written)
+        known.remember(written)
+        if forget:
+            known.forget_far_from(max(start for _, start in written))
+
+
 prices = st.floats(min_value=1e-6, max_value=1e9, allow_nan=False)
 volumes = st.floats(min_value=0, max_value=1e9, allow_nan=False)
 trades = st.lists(st.tuples(st.integers(0, 599_999), prices, volumes), min_size=1, max_size=60)
