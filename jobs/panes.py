@@ -305,10 +305,13 @@ class KnownPanes:
     restarted driver starts knowing nothing and reads what it needs.
     """
 
-    def __init__(self, pane: timedelta, keep: timedelta) -> None:
+    def __init__(self, pane: timedelta, keep: timedelta, max_slots: int = 100_000) -> None:
         self.pane = pane
         # Slots further than this from the newest pane a batch touched are forgotten.
         self.keep = keep
+        # Beyond this many slots (tens of MiB; thousands of symbols trading at once)
+        # everything is forgotten: reading is slower, never wrong.
+        self.max_slots = max_slots
         self._slots: dict[str, dict[datetime, Pane | None]] = {}
 
     def slots(self, start: datetime, end: datetime) -> Iterable[datetime]:
@@ -352,13 +355,16 @@ class KnownPanes:
                 if (pane := known.get(slot)) is not None}
 
     def forget_far_from(self, newest: datetime) -> None:
-        """Bound the memory: keep only the slots within `keep` of `newest`."""
+        """Bound the memory: keep only the slots within `keep` of `newest`, and none
+        at all if there are still more than max_slots of them."""
         for symbol in list(self._slots):
             known = self._slots[symbol]
             for slot in [s for s in known if abs(s - newest) > self.keep]:
                 del known[slot]
             if not known:
                 del self._slots[symbol]
+        if len(self) > self.max_slots:
+            self.clear()
 
     def clear(self) -> None:
         self._slots.clear()

@@ -212,6 +212,17 @@ def test_known_panes_forget_slots_far_from_the_newest() -> None:
     assert len(known) == 0
 
 
+def test_known_panes_forget_everything_beyond_their_cap() -> None:
+    known = KnownPanes(30 * SEC, keep=10 * MIN, max_slots=10)
+    known.learn([(symbol, T0, T0 + 2 * MIN) for symbol in "ABC"], {})
+    known.forget_far_from(T0)
+    # 12 slots, all near T0 but more than 10: all of them are forgotten.
+    assert len(known) == 0
+    known.learn([(symbol, T0, T0 + 2 * MIN) for symbol in "AB"], {})
+    known.forget_far_from(T0)
+    assert len(known) == 8
+
+
 @settings(max_examples=200, deadline=None)
 @given(batches=st.lists(st.tuples(
     st.lists(st.tuples(st.sampled_from("AB"), st.integers(-40, 40)), min_size=1, max_size=4),
