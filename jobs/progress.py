@@ -1,10 +1,14 @@
-"""Logging of the jobs: the log format, and the telling line of a query's error."""
+"""Logging of the jobs: the log format, the telling line of a query's error, and a
+query's last progress as its own micro-batches see it."""
 
 from __future__ import annotations
 
 import logging
 import re
 import sys
+from typing import Any
+
+from pyspark.sql.streaming import StreamingQuery
 
 _CAUSE = re.compile(r"^(Caused by: )?[\w.$]+(Exception|Error)\b[^:]*: ")
 
@@ -27,3 +31,27 @@ def configure_logging(level: int = logging.INFO) -> None:
     logging.getLogger("py4j").setLevel(logging.WARNING)
     logging.getLogger("cassandra").setLevel(logging.WARNING)
     logging.getLogger("kafka").setLevel(logging.WARNING)  # the lag probe's client
+
+
+class QueryProgress:
+    """The progress of a streaming query's last finished micro-batch, for its own
+    foreachBatch function.
+
+    The function cannot find its query itself: the DataFrame it gets belongs to the
+    query's cloned session, whose query manager does not know the query
+    (`batch.sparkSession.streams.get(id)` is None). So the query is attached once
+    `start()` returns it; until then (the first batch may already be running) there
+    is no progress. Polled rather than heard from a listener: for a Python listener,
+    PySpark converts each event by iterating JVM maps until the JVM throws, and every
+    such exception costs a dozen class-path searches.
+    """
+
+    def __init__(self) -> None:
+        self._query: StreamingQuery | None = None
+
+    def attach(self, query: StreamingQuery) -> None:
+        self._query = query
+
+    def last(self) -> dict[str, Any] | None:
+        query = self._query
+        return query.lastProgress if query is not None else None

@@ -46,6 +46,7 @@ from jobs.panes import (
     whole_seconds,
     windows_touched,
 )
+from jobs.progress import QueryProgress
 from jobs.settings import WindowSpec
 from jobs.sinks import write_table
 from jobs.stream_store import BatchReport, RunSettings, StreamStore
@@ -195,6 +196,8 @@ class BatchProcessor:
         # longest window's lengths either side of the newest pane need no reads.
         self._panes = KnownPanes(plan.pane, 2 * max(MINUTE, plan.windows.moving_length))
         self._panes_run: uuid.UUID | None = None
+        # The query's last progress, once stream_processor attaches the query.
+        self.progress = QueryProgress()
 
     def __call__(self, batch: DataFrame, batch_id: int) -> None:
         started_at = now()
@@ -217,7 +220,7 @@ class BatchProcessor:
         finally:
             decoded.unpersist()
         panes, minutes, moving = self._merge(run_id, batch_id, by_symbol)
-        self.observe_progress(self._previous_progress(batch, run_id))
+        self.observe_progress(self.progress.last())
         lag_records, lag_ms = self._lag(counts, batch_id)
         finished_at = now()
         oldest, median = counts["oldest_ingest_ms"], counts["median_ingest_ms"]
@@ -235,17 +238,6 @@ class BatchProcessor:
         for source in (progress or {}).get("sources") or ():
             for p, offset in end_offsets_of(source.get("endOffset"), self.plan.topic).items():
                 self._advance(p, offset)
-
-    @staticmethod
-    def _previous_progress(batch: DataFrame, query_id: uuid.UUID) -> dict[str, Any] | None:
-        """The progress of the query's last finished batch, if any.
-
-        Polled here rather than heard from a listener: for a Python listener, PySpark
-        converts each event by iterating JVM maps until the JVM throws, and every such
-        exception costs a dozen class-path searches (see observed_metrics).
-        """
-        query = batch.sparkSession.streams.get(str(query_id))
-        return query.lastProgress if query is not None else None
 
     def _advance(self, partition: int, next_offset: int) -> None:
         # A progress can be older than what this batch observed: positions only ever

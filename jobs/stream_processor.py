@@ -214,6 +214,7 @@ def run(spark: SparkSession, config: StreamConfig, store: stream_store.StreamSto
     topic_ends = TopicEnds(config.kafka.bootstrap_servers, config.kafka.topic)
     processor = BatchProcessor(batch_plan(config), store, log_batch, topic_ends)
     query = start_query(spark, config, processor)
+    processor.progress.attach(query)
     log.info("started query=%s id=%s run=%s", query.name, query.id, query.runId)
     stop = threading.Event()
     stop_on_signals(stop)
