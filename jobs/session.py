@@ -19,7 +19,8 @@ LOCAL_DEFAULTS: Mapping[str, str] = {
     "spark.sql.session.timeZone": "UTC",
     # The parallel collector: the local driver's heap is small, and on two cores G1's
     # concurrent threads and write barriers take CPU from Kafka and Cassandra: draining
-    # 300,000 trades, the JVM used 3-8 CPU-seconds less than with G1 (docs/benchmarks.md).
+    # 300,000 trades, the JVM used 3-8 CPU-seconds less than with G1; its peak resident
+    # memory may be higher (docs/benchmarks.md).
     "spark.driver.extraJavaOptions": "-Duser.timezone=UTC -XX:+UseParallelGC",
     # Checkpoints on the local disk: the default FileContext-based manager sets the
     # permissions of every file it writes by running `chmod` in a child process (no
