@@ -5,12 +5,10 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
-import signal
 import sys
 import threading
 import time
 from collections.abc import Iterator
-from types import FrameType
 
 from producer.config import LiveConfig, ProducerConfig, ReplayConfig, SyntheticConfig, validate
 from producer.errors import (
@@ -28,6 +26,7 @@ from producer.metrics import serve_metrics
 from producer.pacing import Pacer, WallClockCap
 from producer.pipeline import Pipeline, now_ms
 from producer.replay import RecordWriter, replay_messages
+from producer.shutdown import stop_on_signals
 from producer.stats import Stats, StatusReporter
 from producer.synthetic import timed_messages
 
@@ -44,7 +43,7 @@ def main(config: ProducerConfig) -> int:
     stop = threading.Event()
     secrets = _secrets(config)
     try:
-        with _stop_on_signals(stop):
+        with stop_on_signals(stop):
             return _run(config, stop)
     except FatalError as err:
         _fail(str(err), secrets)
@@ -69,27 +68,6 @@ def _fail(message: str, secrets: tuple[str, ...]) -> None:
     # One line on stderr, whatever the logging setup; never the token.
     one_line = " ".join(redact(message, secrets).split())
     print(f"producer: error: {one_line}", file=sys.stderr, flush=True)
-
-
-@contextlib.contextmanager
-def _stop_on_signals(stop: threading.Event) -> Iterator[None]:
-    """SIGINT/SIGTERM ask for a clean stop; a second one interrupts the shutdown."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def handler(signum: int, _frame: FrameType | None) -> None:
-        if stop.is_set():
-            raise KeyboardInterrupt
-        log.info("%s received: stopping after the current message", signal.Signals(signum).name)
-        stop.set()
-
-    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield
-    finally:
-        for sig, old in previous.items():
-            signal.signal(sig, old)
 
 
 def _run(config: ProducerConfig, stop: threading.Event) -> int:
