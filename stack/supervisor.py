@@ -23,6 +23,9 @@ from pathlib import Path
 
 log = logging.getLogger(__name__)
 
+# How often the supervisor looks at its programs and at a stop request.
+TICK_S = 0.5
+
 
 @dataclass(frozen=True)
 class Program:
@@ -150,7 +153,10 @@ class Supervisor:
         try:
             while not self.stopping.is_set() and not all(c.done for c in self.children):
                 self._tick()
-                self.stopping.wait(0.5)
+                # A sleep, not stopping.wait(): stop() runs as the SIGINT/SIGTERM handler
+                # in this same thread, and setting the event from inside its own wait()
+                # deadlocks on the event's lock. The next tick sees the request.
+                time.sleep(TICK_S)
         except CrashLoop as err:
             log.error("%s", err)
             return 1
