@@ -27,10 +27,13 @@ def test_benchmark_harness_runs_and_writes_its_results(stack, tmp_path: Path) ->
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     result = json.loads((out / "results.json").read_text())
     run = result["runs"][0]
-    # Every drained trade went through the job, and trades sent under load were measured.
-    assert run["drain_trades"] == 2000
+    # Every drained trade (twice --drain-count: a cold batch, then warm ones) went
+    # through the job, and trades sent under load were measured.
+    assert run["drain_trades"] == 2 * 2000
     assert 0 < run["latency_trades"] <= 100 * 10
     assert run["sink_ceiling_rate"] > 0 and run["drain_job_rate"] > 0
+    assert run["sink_ceiling_warm_rate"] > 0 and run["drain_job_warm_rate"] > 0
     assert {"producer", "job (drain)", "job (latency)"} <= set(run["peak_rss_mib"])
     assert (out / "stream_job.png").stat().st_size > 10_000
     assert "| job / ceiling |" in proc.stdout
+    assert "| job / ceiling, warm |" in proc.stdout
