@@ -60,8 +60,12 @@ stack-down: ## Stop the Spark cluster if running, Kafka and Cassandra (data is k
 stack-status: install ## Show whether Kafka and Cassandra are running and ready
 	$(PY) -m stack status
 
+.PHONY: class-archive
+class-archive: jars stack-up ## Record the local Spark driver's class-data archive for faster starts (once per JDK and jars)
+	$(PY) -m stack class-archive
+
 .PHONY: run
-run: jars stack-up ## Run the whole pipeline (live with FINNHUB_TOKEN, synthetic trades without)
+run: jars stack-up class-archive ## Run the whole pipeline (live with FINNHUB_TOKEN, synthetic trades without)
 	$(PY) -m stack run
 
 .PHONY: lint
@@ -81,7 +85,7 @@ test-unit: install ## Run only the tests that need no running stack
 	$(PY) -m pytest -m "not integration and not faults"
 
 .PHONY: bench
-bench: jars stack-up ## Benchmarks: producer throughput; stream job drain, latency, RSS (docs/benchmarks.md)
+bench: jars stack-up class-archive ## Benchmarks: producer throughput; stream job drain, latency, RSS (docs/benchmarks.md)
 	$(PY) -m bench.producer_throughput
 	$(PY) -m bench.stream_job
 

@@ -23,6 +23,7 @@ from jobs.session import start_session
 from jobs.settings import DEFAULT_SCHEMA, CassandraTarget, SparkLaunch
 from jobs.sinks import write_table
 from jobs.transforms import decode_trades, valid_trades
+from stack import class_archive
 from stack.__main__ import parse_config
 
 
@@ -30,7 +31,9 @@ def main(topic: str) -> int:
     _, stack = parse_config(["status"])
     session, keyspace = fresh_keyspace(stack)
     target = CassandraTarget(host=stack.host, port=stack.cassandra_port, keyspace=keyspace)
-    spark = start_session("bench-sink-ceiling", SparkLaunch(), target)
+    # The job's driver maps the class archive of `make class-archive`: so does this one.
+    launch = SparkLaunch(class_archive=class_archive.archive_path(stack))
+    spark = start_session("bench-sink-ceiling", launch, target)
     try:
         valid = (
             spark.read.format("kafka")

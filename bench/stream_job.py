@@ -45,6 +45,7 @@ from pathlib import Path
 
 from bench.common import drop, fresh_keyspace, fresh_topic, percentile
 from jobs.kafka_lag import TopicEnds
+from stack import class_archive
 from stack.__main__ import parse_config
 
 SYMBOLS = ",".join(["BINANCE:BTCUSDT", "BINANCE:ETHUSDT", "BINANCE:SOLUSDT", "AAPL", "MSFT",
@@ -147,7 +148,8 @@ def environment(stack, topic: str, keyspace: str, work: Path) -> dict[str, str]:
     env.update(KAFKA_BOOTSTRAP_SERVERS=stack.kafka_bootstrap, KAFKA_TOPIC=topic,
                KAFKA_DEAD_LETTER_TOPIC=stack.dead_letter_topic, CASSANDRA_KEYSPACE=keyspace,
                CASSANDRA_HOST=stack.host, CASSANDRA_PORT=str(stack.cassandra_port),
-               STREAM_CHECKPOINT_ROOT=str(work / "checkpoints"))
+               STREAM_CHECKPOINT_ROOT=str(work / "checkpoints"),
+               SPARK_CLASS_ARCHIVE=str(class_archive.archive_path(stack)))
     return env
 
 

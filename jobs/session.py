@@ -55,25 +55,40 @@ def build_spark(
     master: str | None = None,
     jars: Sequence[Path] = (),
     conf: Mapping[str, str] | None = None,
+    java_options: Sequence[str] = (),
 ) -> SparkSession:
     """A session for app_name.
 
     master=None leaves the master to spark-submit (cluster runs); a local run passes
     e.g. "local[*]" and the connector jars as local paths (spark.jars, not --packages,
-    whose Ivy resolution ignores Maven's settings).
+    whose Ivy resolution ignores Maven's settings), and may add java_options to its
+    driver JVM's.
     """
     builder = SparkSession.builder.appName(app_name)
+    if master:
+        builder = builder.master(master)
+    for key, value in spark_settings(master, jars, conf, java_options).items():
+        builder = builder.config(key, value)
+    return builder.getOrCreate()
+
+
+def spark_settings(
+    master: str | None,
+    jars: Sequence[Path] = (),
+    conf: Mapping[str, str] | None = None,
+    java_options: Sequence[str] = (),
+) -> dict[str, str]:
+    """What build_spark sets: the local defaults for a local master, then the jars, then conf."""
     settings = dict(LOCAL_DEFAULTS) if master and master.startswith("local") else {}
+    if java_options and settings:
+        key = "spark.driver.extraJavaOptions"
+        settings[key] = " ".join([settings[key], *java_options])
     # No CassandraSparkExtensions: the jobs use neither its writetime/ttl functions nor
     # its direct joins, and its optimizer rule walks every plan, every micro-batch.
     if jars:
         settings["spark.jars"] = ",".join(str(jar) for jar in jars)
     settings.update(conf or {})
-    if master:
-        builder = builder.master(master)
-    for key, value in settings.items():
-        builder = builder.config(key, value)
-    return builder.getOrCreate()
+    return settings
 
 
 def local_jars(jars_dir: Path) -> list[Path]:
@@ -97,7 +112,8 @@ def start_session(app_name: str, launch: SparkLaunch, cassandra: CassandraTarget
         **ui_conf(launch.ui_port),
         **cassandra.connection_conf(),
     }
-    spark = build_spark(app_name, master=launch.master, jars=jars, conf=conf)
+    spark = build_spark(app_name, master=launch.master, jars=jars, conf=conf,
+                        java_options=class_archive_options(launch))
     spark.sparkContext.setLogLevel(launch.log_level)
     quiet_jvm_logger(spark, "org.apache.spark.sql.avro.AvroSerializer")
     # Set at runtime, never on the builder: PySpark hands builder settings to the JVM
@@ -105,6 +121,30 @@ def start_session(app_name: str, launch: SparkLaunch, cassandra: CassandraTarget
     for key, value in cassandra.credential_conf().items():
         spark.conf.set(key, value)
     return spark
+
+
+def class_archive_options(launch: SparkLaunch) -> list[str]:
+    """The driver JVM's options for its class-data-sharing archive.
+
+    A dynamic archive holds the classes an earlier run loaded, already parsed and
+    verified: the JVM maps them instead of loading each from its jar, which shortens a
+    cold start by seconds (docs/benchmarks.md). The JVM checks that the archive matches
+    its own build and class path and, if not, warns and loads classes the usual way.
+    """
+    archive = launch.class_archive
+    if archive is None:
+        return []
+    if launch.record_classes:
+        return [java_option(f"-XX:ArchiveClassesAtExit={archive}")]
+    return [java_option(f"-XX:SharedArchiveFile={archive}")] if archive.is_file() else []
+
+
+def java_option(text: str) -> str:
+    """One option in spark.driver.extraJavaOptions, which Spark's launcher splits at
+    blanks unless quoted the way a shell would."""
+    if not any(c in text for c in " \t\"'\\"):
+        return text
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 def ui_conf(port: int | None) -> dict[str, str]:

@@ -16,6 +16,8 @@ from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_JARS_DIR = PROJECT_ROOT / ".work" / "jars"
+# Written by `python -m stack class-archive` (make run and make bench build it first).
+DEFAULT_CLASS_ARCHIVE = PROJECT_ROOT / ".work" / "class-archive" / "driver.jsa"
 DEFAULT_SCHEMA = PROJECT_ROOT / "schemas" / "trade.avsc"
 
 # Spark's own default port of the driver UI.
@@ -100,6 +102,10 @@ class SparkLaunch:
     log_level: str = "WARN"
     # The driver's web UI, which also serves the Prometheus metrics; 0 = no UI.
     ui_port: int | None = None
+    # A local driver's class-data-sharing archive: used when the file exists, or written
+    # at the JVM's exit when record_classes (see stack.class_archive).
+    class_archive: Path | None = None
+    record_classes: bool = False
 
 
 @dataclass(frozen=True)
@@ -172,6 +178,13 @@ def add_spark_options(parser: argparse.ArgumentParser, env: Mapping[str, str]) -
         help="resolved connector jars (<dir>/spark/*.jar) for local masters (env SPARK_JARS_DIR)")
     add("--spark-log-level", default=env_default(env, "SPARK_LOG_LEVEL", "WARN"),
         help="env SPARK_LOG_LEVEL")
+    add("--class-archive", type=optional_path,
+        default=env_default(env, "SPARK_CLASS_ARCHIVE", str(DEFAULT_CLASS_ARCHIVE)),
+        help="local masters: the driver JVM maps the classes stored in this archive when it"
+             " exists (a faster start); empty for none (env SPARK_CLASS_ARCHIVE)")
+    add("--record-class-archive", action="store_true",
+        help="write the classes this run loads into --class-archive when the driver JVM"
+             " exits, instead of using it (what `python -m stack class-archive` runs)")
     add("--ui-port", type=port_number,
         default=env_default(env, "SPARK_UI_PORT", "" if submitted else str(SPARK_UI_PORT)),
         help="driver web UI and its Prometheus metrics (/metrics/prometheus,"
@@ -199,14 +212,23 @@ def cassandra_target(args: argparse.Namespace, env: Mapping[str, str]) -> Cassan
     )
 
 
+def optional_path(text: str) -> Path | None:
+    """argparse type: a path, or None for 'none' (or an empty value on the command line)."""
+    return None if text.strip().lower() in ("", "none") else Path(text)
+
+
 def spark_launch(args: argparse.Namespace) -> SparkLaunch:
     master = args.master or None
     local = master is not None and master.startswith("local")
+    # The archive is the local driver's: a submitted driver's JVM is started by spark-submit.
+    archive = args.class_archive.resolve() if local and args.class_archive else None
     return SparkLaunch(
         master=master,
         jars_dir=args.jars_dir.resolve() if local else None,
         log_level=args.spark_log_level,
         ui_port=args.ui_port,
+        class_archive=archive,
+        record_classes=archive is not None and args.record_class_archive,
     )
 
 

@@ -1,5 +1,5 @@
-"""`python -m stack up|down|status|jars|schema|run`: the single-machine Kafka + Cassandra stack,
-and on demand (`up --on-cluster`) a Spark standalone cluster."""
+"""`python -m stack up|down|status|jars|schema|class-archive|run`: the single-machine
+Kafka + Cassandra stack, and on demand (`up --on-cluster`) a Spark standalone cluster."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from stack import jars, lifecycle, pipeline, process, spark_cluster
+from stack import class_archive, jars, lifecycle, pipeline, process, spark_cluster
 from stack.config import DEFAULT_WORK_DIR, StackConfig
 from stack.errors import StackError
 from stack.pipeline import RunConfig
@@ -23,7 +23,8 @@ def _env(name: str, default: str) -> str:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m stack", description=__doc__)
-    parser.add_argument("command", choices=("up", "down", "status", "jars", "schema", "run"))
+    parser.add_argument("command", choices=("up", "down", "status", "jars", "schema",
+                                            "class-archive", "run"))
     add = parser.add_argument
     add("--work-dir", type=Path, default=Path(_env("STACK_WORK_DIR", str(DEFAULT_WORK_DIR))),
         help="jars, data and logs (env STACK_WORK_DIR)")
@@ -141,6 +142,9 @@ def main(command: str, config: StackConfig, on_cluster: bool = False) -> int:
         lines = lifecycle.down(config)
     elif command == "schema":
         lines = lifecycle.provision(config)
+    elif command == "class-archive":
+        lifecycle.require_ready(config)
+        lines = class_archive.ensure(config)
     else:
         # The Spark cluster is listed when asked for or running; then it must be ready too.
         spark = on_cluster or any(s.pid() for s in spark_cluster.servers(config))

@@ -10,7 +10,7 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-from stack import process, spark_cluster, spark_submit
+from stack import class_archive, process, spark_cluster, spark_submit
 from stack.config import StackConfig
 from stack.errors import StackError
 from stack.status import ProgressReader, StatusLine, TopicRate
@@ -100,6 +100,7 @@ def child_env(config: RunConfig) -> dict[str, str]:
         "CASSANDRA_KEYSPACE": stack.keyspace,
         "STREAM_CHECKPOINT_ROOT": str(config.checkpoint_root),
         "SPARK_JARS_DIR": str(stack.jars_dir),
+        "SPARK_CLASS_ARCHIVE": str(class_archive.archive_path(stack)),
         "SPARK_DRIVER_MEMORY": config.driver_memory,
     }
 

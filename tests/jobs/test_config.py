@@ -45,6 +45,8 @@ def test_local_defaults_resolve_paths() -> None:
     assert config.spark.jars_dir == root / ".work" / "jars"
     assert config.kafka.max_offsets_per_trigger is None
     assert config.kafka.fetch_max_wait_ms == 10
+    assert config.spark.class_archive == root / ".work" / "class-archive" / "driver.jsa"
+    assert config.spark.record_classes is False
 
 
 def test_credentials_come_from_env_only_and_never_print() -> None:
@@ -63,6 +65,26 @@ def test_credentials_come_from_env_only_and_never_print() -> None:
 def test_under_spark_submit_the_master_and_jars_are_left_to_it() -> None:
     config = stream_processor.parse_config([], {"PYSPARK_GATEWAY_PORT": "40000"})
     assert (config.spark.master, config.spark.jars_dir) == (None, None)
+    # spark-submit starts that driver's JVM: no archive of the local driver's classes.
+    assert config.spark.class_archive is None
+
+
+@pytest.mark.parametrize(("argv", "env", "archive", "record"), [
+    (["--class-archive", "/tmp/a.jsa"], {"SPARK_CLASS_ARCHIVE": "/tmp/b.jsa"},
+     Path("/tmp/a.jsa"), False),
+    ([], {"SPARK_CLASS_ARCHIVE": "/tmp/b.jsa"}, Path("/tmp/b.jsa"), False),
+    ([], {"SPARK_CLASS_ARCHIVE": "none"}, None, False),
+    (["--class-archive", ""], {}, None, False),
+    (["--class-archive", "/tmp/a.jsa", "--record-class-archive"], {}, Path("/tmp/a.jsa"), True),
+    (["--class-archive", "none", "--record-class-archive"], {}, None, False),
+    (["--master", "spark://m:7077", "--class-archive", "/tmp/a.jsa"], {}, None, False),
+])
+def test_class_archive_option(argv: list[str], env: dict[str, str], archive: Path | None,
+                              record: bool) -> None:
+    recompute_argv = [*argv, "--from", "2026-01-01", "--to", "2026-01-02"]
+    for config in (stream_processor.parse_config(argv, env),
+                   recompute.parse_config(recompute_argv, env)):
+        assert (config.spark.class_archive, config.spark.record_classes) == (archive, record)
 
 
 @pytest.mark.parametrize("option", ["--max-clock-skew", "--moving-window", "--moving-slide",

@@ -50,7 +50,8 @@ def test_only_the_producer_gets_the_token(tmp_path: Path, live: bool) -> None:
                 "KAFKA_DEAD_LETTER_TOPIC": "Market.rejected", "CASSANDRA_HOST": "127.0.0.1",
                 "CASSANDRA_PORT": "9042", "CASSANDRA_KEYSPACE": "market",
                 "STREAM_CHECKPOINT_ROOT": str(tmp_path / "checkpoints"),
-                "SPARK_JARS_DIR": str(tmp_path / "jars"), "SPARK_DRIVER_MEMORY": "2g"}
+                "SPARK_JARS_DIR": str(tmp_path / "jars"), "SPARK_DRIVER_MEMORY": "2g",
+                "SPARK_CLASS_ARCHIVE": str(tmp_path / "class-archive" / "driver.jsa")}
     base = {"PATH": "/usr/bin:/bin", "HOME": "/home/u", "LANG": "C.UTF-8",
             "JAVA_HOME": "/opt/jdk", "VIRTUAL_ENV": "/p/.venv"}
     assert producer.env == {**base, "FINNHUB_TOKEN": TOKEN, "FINNHUB_IDLE_TIMEOUT": "30",
