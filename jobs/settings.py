@@ -181,7 +181,7 @@ def add_spark_options(parser: argparse.ArgumentParser, env: Mapping[str, str]) -
     add("--class-archive", type=optional_path,
         default=env_default(env, "SPARK_CLASS_ARCHIVE", str(DEFAULT_CLASS_ARCHIVE)),
         help="local masters: the driver JVM maps the classes stored in this archive when it"
-             " exists (a faster start); empty for none (env SPARK_CLASS_ARCHIVE)")
+             " exists (a faster start); none: no archive (env SPARK_CLASS_ARCHIVE)")
     add("--record-class-archive", action="store_true",
         help="write the classes this run loads into --class-archive when the driver JVM"
              " exits, instead of using it (what `python -m stack class-archive` runs)")
