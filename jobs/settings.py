@@ -181,7 +181,9 @@ def add_spark_options(parser: argparse.ArgumentParser, env: Mapping[str, str]) -
     add("--class-archive", type=optional_path,
         default=env_default(env, "SPARK_CLASS_ARCHIVE", str(DEFAULT_CLASS_ARCHIVE)),
         help="local masters: the driver JVM maps the classes stored in this archive when it"
-             " exists (a faster start); none: no archive (env SPARK_CLASS_ARCHIVE)")
+             " exists (a faster start); none: no archive (env SPARK_CLASS_ARCHIVE); not used"
+             " when JAVA_TOOL_OPTIONS or JDK_JAVA_OPTIONS start an agent or a flight recording")
+    parser.set_defaults(class_loading_hooked=hooks_class_loading(env))
     add("--record-class-archive", action="store_true",
         help="write the classes this run loads into --class-archive when the driver JVM"
              " exits, instead of using it (what `python -m stack class-archive` runs)")
@@ -212,6 +214,21 @@ def cassandra_target(args: argparse.Namespace, env: Mapping[str, str]) -> Cassan
     )
 
 
+# Options in these variables reach every JVM started with that environment.
+JVM_OPTION_VARIABLES = ("JAVA_TOOL_OPTIONS", "JDK_JAVA_OPTIONS")
+CLASS_LOADING_HOOKS = ("-javaagent", "-agentlib", "-agentpath", "-XX:StartFlightRecording")
+
+
+def hooks_class_loading(env: Mapping[str, str]) -> bool:
+    """Whether the environment starts a Java or native agent, or a flight recording, in
+    every JVM. Either, with a dynamic class archive mapped, crashed the driver JVM of
+    OpenJDK 17.0.15 while it started (SIGSEGV in
+    KlassFactory::check_shared_class_file_load_hook); a recording started later with
+    `jcmd <pid> JFR.start` did not."""
+    options = " ".join(env.get(name, "") for name in JVM_OPTION_VARIABLES)
+    return any(hook in options for hook in CLASS_LOADING_HOOKS)
+
+
 def optional_path(text: str) -> Path | None:
     """argparse type: a path, or None for 'none' (or an empty value on the command line)."""
     return None if text.strip().lower() in ("", "none") else Path(text)
@@ -221,7 +238,8 @@ def spark_launch(args: argparse.Namespace) -> SparkLaunch:
     master = args.master or None
     local = master is not None and master.startswith("local")
     # The archive is the local driver's: a submitted driver's JVM is started by spark-submit.
-    archive = args.class_archive.resolve() if local and args.class_archive else None
+    usable = local and args.class_archive and not args.class_loading_hooked
+    archive = args.class_archive.resolve() if usable else None
     return SparkLaunch(
         master=master,
         jars_dir=args.jars_dir.resolve() if local else None,

@@ -78,6 +78,15 @@ def test_under_spark_submit_the_master_and_jars_are_left_to_it() -> None:
     (["--class-archive", "/tmp/a.jsa", "--record-class-archive"], {}, Path("/tmp/a.jsa"), True),
     (["--class-archive", "none", "--record-class-archive"], {}, None, False),
     (["--master", "spark://m:7077", "--class-archive", "/tmp/a.jsa"], {}, None, False),
+    # An agent or a flight recording started with the JVM: never with the archive.
+    (["--class-archive", "/tmp/a.jsa"], {"JAVA_TOOL_OPTIONS": "-Xmx1g -javaagent:/x.jar"},
+     None, False),
+    (["--class-archive", "/tmp/a.jsa", "--record-class-archive"],
+     {"JDK_JAVA_OPTIONS": "-XX:StartFlightRecording=filename=a.jfr"}, None, False),
+    (["--class-archive", "/tmp/a.jsa"], {"JAVA_TOOL_OPTIONS": "-agentpath:/p/lib.so"}, None,
+     False),
+    (["--class-archive", "/tmp/a.jsa"], {"JAVA_TOOL_OPTIONS": "-Xmx1g -XX:+UseParallelGC"},
+     Path("/tmp/a.jsa"), False),
 ])
 def test_class_archive_option(argv: list[str], env: dict[str, str], archive: Path | None,
                               record: bool) -> None:

@@ -4,6 +4,7 @@ stack, then mapped by the next driver JVM."""
 from __future__ import annotations
 
 import dataclasses
+import os
 import socket
 import subprocess
 import sys
@@ -29,6 +30,50 @@ print(spark.range(3).count())
 """
 
 
+# The stream job's own options, from an environment that starts a Java agent.
+JOB_PROBE = """
+import os, sys
+from jobs import stream_processor
+from jobs.session import build_spark, class_archive_options
+spark_launch = stream_processor.parse_config(["--class-archive", sys.argv[1]], os.environ).spark
+spark = build_spark("agent-probe", master="local[1]", conf={"spark.ui.enabled": "false"},
+                    java_options=class_archive_options(spark_launch))
+print(spark.range(3).count())
+"""
+
+# A Java agent that registers a class-file transformer which changes nothing.
+NOP_AGENT = """
+import java.lang.instrument.ClassFileTransformer;
+import java.lang.instrument.Instrumentation;
+import java.security.ProtectionDomain;
+
+public class NopAgent {
+    public static void premain(String args, Instrumentation inst) {
+        inst.addTransformer(new ClassFileTransformer() {
+            public byte[] transform(ClassLoader loader, String name, Class<?> redefined,
+                                    ProtectionDomain domain, byte[] bytes) {
+                return null;
+            }
+        });
+    }
+}
+"""
+
+
+def build_nop_agent(folder: Path) -> Path:
+    java = class_archive.driver_java(os.environ)
+    assert java is not None, "no java on PATH"
+    bin_dir = java.parent
+    (folder / "NopAgent.java").write_text(NOP_AGENT)
+    (folder / "manifest.txt").write_text("Premain-Class: NopAgent\n")
+    for cmd in ([str(bin_dir / "javac"), "-d", str(folder / "classes"),
+                 str(folder / "NopAgent.java")],
+                [str(bin_dir / "jar"), "cfm", str(folder / "nop-agent.jar"),
+                 str(folder / "manifest.txt"), "-C", str(folder / "classes"), "."]):
+        subprocess.run(cmd, check=True, capture_output=True, timeout=120)
+    return folder / "nop-agent.jar"
+
+
 def probe_driver(archive: Path, log: Path, stack: StackConfig) -> list[str]:
     """Start a driver with `archive`; the lines of its class-loading log."""
     connector_jars = [str(j) for j in jars.jar_paths(stack.jars_dir, "spark")]
@@ -45,25 +90,45 @@ def loaded_from_archive(log_lines: list[str], class_name: str) -> bool:
     return "source: shared objects file (top)" in line
 
 
-@pytest.mark.integration
-def test_the_recorded_archive_serves_the_next_driver(stack: StackConfig, tmp_path: Path) -> None:
+@pytest.fixture(scope="module")
+def recorded(stack: StackConfig, tmp_path_factory: pytest.TempPathFactory) -> StackConfig:
+    """A stack config whose work folder holds a freshly recorded archive."""
     # A blank in the path: the options must reach the JVM quoted.
-    work = tmp_path / "work dir"
+    work = tmp_path_factory.mktemp("class-archive") / "work dir"
     work.mkdir()
     (work / "jars").symlink_to(stack.jars_dir)
     config = dataclasses.replace(stack, work_dir=work)
-    archive = class_archive.archive_path(config)
-
     lines = class_archive.ensure(config)
     assert lines[0].startswith("class archive: recorded"), lines
+    return config
+
+
+@pytest.mark.integration
+def test_the_recorded_archive_serves_the_next_driver(recorded: StackConfig,
+                                                     tmp_path: Path) -> None:
+    archive = class_archive.archive_path(recorded)
     assert archive.is_file() and archive.with_suffix(".key").is_file()
     # The scratch data is gone; so is the partial file.
     assert sorted(p.name for p in archive.parent.iterdir()) == [
         "driver.jsa", "driver.key", "record.log"]
-    assert class_archive.ensure(config) == [f"class archive: up to date ({archive})"]
+    assert class_archive.ensure(recorded) == [f"class archive: up to date ({archive})"]
 
-    log_lines = probe_driver(archive, tmp_path / "with.log", stack)
+    log_lines = probe_driver(archive, tmp_path / "with.log", recorded)
     assert loaded_from_archive(log_lines, "org.apache.spark.SparkContext")
+
+
+@pytest.mark.integration
+def test_a_java_agent_in_the_environment_turns_the_archive_off(recorded: StackConfig,
+                                                               tmp_path: Path) -> None:
+    """With the archive mapped, an agent that hooks class loading crashed the JVM."""
+    agent = build_nop_agent(tmp_path)
+    env = {**os.environ, "JAVA_TOOL_OPTIONS": f"-javaagent:{agent}"}
+    proc = subprocess.run([sys.executable, "-c", JOB_PROBE,
+                           str(class_archive.archive_path(recorded))],
+                          cwd=PROJECT_ROOT, env=env, capture_output=True, text=True,
+                          timeout=600, check=False)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert proc.stdout.split()[-1] == "3"
 
 
 @pytest.mark.integration
