@@ -221,10 +221,11 @@ CLASS_LOADING_HOOKS = ("-javaagent", "-agentlib", "-agentpath", "-XX:StartFlight
 
 def hooks_class_loading(env: Mapping[str, str]) -> bool:
     """Whether the environment starts a Java or native agent, or a flight recording, in
-    every JVM. Either, with a dynamic class archive mapped, crashed the driver JVM of
-    OpenJDK 17.0.15 while it started (SIGSEGV in
-    KlassFactory::check_shared_class_file_load_hook); a recording started later with
-    `jcmd <pid> JFR.start` did not."""
+    every JVM. With a dynamic class archive mapped, a class-transforming Java agent and a
+    flight recording each crashed the driver JVM of OpenJDK 17.0.15 while it started
+    (SIGSEGV in KlassFactory::check_shared_class_file_load_hook); native agents can hook
+    class loading the same way. A recording started later with `jcmd <pid> JFR.start`
+    did not crash it."""
     options = " ".join(env.get(name, "") for name in JVM_OPTION_VARIABLES)
     return any(hook in options for hook in CLASS_LOADING_HOOKS)
 
