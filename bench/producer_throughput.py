@@ -16,9 +16,9 @@ import subprocess
 import sys
 import time
 
-from bench.common import drop, fresh_topic
 from producer.avro_codec import decode_record
 from stack.__main__ import parse_config
+from stack.scratch import drop, fresh_topic
 
 
 def count_decodable(bootstrap: str, topic: str, expected: int) -> int:

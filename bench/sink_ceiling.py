@@ -18,13 +18,13 @@ import time
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from bench.common import drop_keyspace, fresh_keyspace
 from jobs.session import start_session
 from jobs.settings import DEFAULT_SCHEMA, CassandraTarget, SparkLaunch
 from jobs.sinks import write_table
 from jobs.transforms import decode_trades, valid_trades
 from stack import class_archive
 from stack.__main__ import parse_config
+from stack.scratch import drop_keyspace, fresh_keyspace
 
 
 def main(topic: str) -> int:

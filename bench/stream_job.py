@@ -43,10 +43,11 @@ from dataclasses import asdict, dataclass, field
 from datetime import timezone
 from pathlib import Path
 
-from bench.common import drop, fresh_keyspace, fresh_topic, percentile
+from bench.common import percentile
 from jobs.kafka_lag import TopicEnds
 from stack import class_archive
 from stack.__main__ import parse_config
+from stack.scratch import drop, fresh_keyspace, fresh_topic
 
 SYMBOLS = ",".join(["BINANCE:BTCUSDT", "BINANCE:ETHUSDT", "BINANCE:SOLUSDT", "AAPL", "MSFT",
                     "AMZN", "GOOGL", "NVDA", "TSLA", "META"])

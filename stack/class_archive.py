@@ -25,11 +25,10 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 
-from stack import jars, kafka, process, schema, spark_cluster
+from stack import jars, process, scratch, spark_cluster
 from stack.config import PROJECT_ROOT, StackConfig
 from stack.errors import StackError
 
@@ -113,49 +112,31 @@ def record(config: StackConfig, archive: Path) -> None:
     archive.parent.mkdir(parents=True, exist_ok=True)
     partial = archive.with_name(f"{archive.name}.{os.getpid()}.part")
     log_file = archive.with_name("record.log")
-    name = f"class_archive_{uuid.uuid4().hex[:8]}"
-    with _scratch(config, name), tempfile.TemporaryDirectory(prefix="class-archive-") as tmp:
-        env = _job_env(config, name, Path(tmp))
+    topic = scratch.fresh_topic(config, config.topic_partitions, prefix="class_archive")
+    try:
+        session, keyspace = scratch.fresh_keyspace(config, prefix="class_archive")
         try:
-            _produce(env, log_file)
-            _run_job(env, partial, log_file)
+            with tempfile.TemporaryDirectory(prefix="class-archive-") as checkpoints:
+                env = _job_env(config, topic, keyspace, Path(checkpoints))
+                _produce(env, log_file)
+                _run_job(env, partial, log_file)
             if not partial.is_file() or partial.stat().st_size == 0:
                 raise StackError(f"the JVM wrote no archive; see {log_file}")
             os.replace(partial, archive)
         finally:
             partial.unlink(missing_ok=True)
-
-
-@contextlib.contextmanager
-def _scratch(config: StackConfig, name: str) -> Iterator[None]:
-    """A topic and a keyspace called `name` with the project's schema, dropped at the end."""
-    from cassandra.cluster import Cluster
-    from kafka import KafkaAdminClient
-
-    cluster = Cluster([config.host], port=config.cassandra_port, protocol_version=5)
-    try:
-        session = cluster.connect()
-        kafka.ensure_topic(config.kafka_bootstrap, name, config.topic_partitions)
-        try:
-            schema.apply(session, name)
-            yield
-        finally:
-            session.execute(f"DROP KEYSPACE IF EXISTS {name}", timeout=120)
-            admin = KafkaAdminClient(bootstrap_servers=config.kafka_bootstrap)
-            try:
-                admin.delete_topics([name])
-            finally:
-                admin.close()
+            scratch.drop_keyspace(session, keyspace)
     finally:
-        cluster.shutdown()
+        scratch.drop(config, topic)
 
 
-def _job_env(config: StackConfig, name: str, checkpoints: Path) -> dict[str, str]:
+def _job_env(config: StackConfig, topic: str, keyspace: str,
+             checkpoints: Path) -> dict[str, str]:
     return {**process.allowed_env(config.server_env),
-            "KAFKA_BOOTSTRAP_SERVERS": config.kafka_bootstrap, "KAFKA_TOPIC": name,
+            "KAFKA_BOOTSTRAP_SERVERS": config.kafka_bootstrap, "KAFKA_TOPIC": topic,
             "KAFKA_DEAD_LETTER_TOPIC": config.dead_letter_topic,
             "CASSANDRA_HOST": config.host, "CASSANDRA_PORT": str(config.cassandra_port),
-            "CASSANDRA_KEYSPACE": name, "STREAM_CHECKPOINT_ROOT": str(checkpoints),
+            "CASSANDRA_KEYSPACE": keyspace, "STREAM_CHECKPOINT_ROOT": str(checkpoints),
             "SPARK_JARS_DIR": str(config.jars_dir)}
 
 
