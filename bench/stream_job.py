@@ -186,12 +186,12 @@ def drain(stack, args, work: Path, result: RunResult, sampler: RssSampler) -> No
     if job.wait(timeout=args.timeout) != 0:
         raise SystemExit(f"the job failed; see {work / 'drain-job.log'}")
     first, *rest = progress_rows(session, keyspace)
-    result.drain_trades = first.trades + sum(r.trades for r in rest)
+    warm_trades = sum(r.trades for r in rest)
+    result.drain_trades = first.trades + warm_trades
     result.drain_job_rate = first.trades / busy_s([first])
     result.drain_job_wall_rate = first.trades / ((epoch_ms(first.finished_at) - launched_ms)
                                                  / 1000)
-    result.drain_job_warm_rate = (sum(r.trades for r in rest) / busy_s(rest) if rest
-                                  else float("nan"))
+    result.drain_job_warm_rate = warm_trades / busy_s(rest) if rest else float("nan")
     result.sink_ceiling_rate, result.sink_ceiling_warm_rate = sink_ceiling(stack, topic, work)
     result.ratio = result.drain_job_rate / result.sink_ceiling_rate
     result.warm_ratio = result.drain_job_warm_rate / result.sink_ceiling_warm_rate

@@ -79,8 +79,9 @@ def spark_settings(
     java_options: Sequence[str] = (),
 ) -> dict[str, str]:
     """What build_spark sets: the local defaults for a local master, then the jars, then conf."""
-    settings = dict(LOCAL_DEFAULTS) if master and master.startswith("local") else {}
-    if java_options and settings:
+    local = bool(master and master.startswith("local"))
+    settings = dict(LOCAL_DEFAULTS) if local else {}
+    if java_options and local:
         key = "spark.driver.extraJavaOptions"
         settings[key] = " ".join([settings[key], *java_options])
     # No CassandraSparkExtensions: the jobs use neither its writetime/ttl functions nor
