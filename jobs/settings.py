@@ -16,8 +16,10 @@ from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_JARS_DIR = PROJECT_ROOT / ".work" / "jars"
-# Written by `python -m stack class-archive` (make run and make bench build it first).
-DEFAULT_CLASS_ARCHIVE = PROJECT_ROOT / ".work" / "class-archive" / "driver.jsa"
+# Written by `python -m stack class-archive` (make run and make bench build it first)
+# at this place in the stack's work folder.
+CLASS_ARCHIVE_IN_WORK_DIR = Path("class-archive") / "driver.jsa"
+DEFAULT_CLASS_ARCHIVE = PROJECT_ROOT / ".work" / CLASS_ARCHIVE_IN_WORK_DIR
 DEFAULT_SCHEMA = PROJECT_ROOT / "schemas" / "trade.avsc"
 
 # Spark's own default port of the driver UI.

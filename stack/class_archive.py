@@ -28,6 +28,7 @@ import time
 from collections.abc import Mapping
 from pathlib import Path
 
+from jobs.settings import CLASS_ARCHIVE_IN_WORK_DIR
 from stack import jars, process, scratch, spark_cluster
 from stack.config import PROJECT_ROOT, StackConfig
 from stack.errors import StackError
@@ -42,8 +43,8 @@ DUMP_TIMEOUT_S = 300.0
 
 
 def archive_path(config: StackConfig) -> Path:
-    """Where the jobs look for it by default (jobs.settings.DEFAULT_CLASS_ARCHIVE)."""
-    return config.work_dir / "class-archive" / "driver.jsa"
+    """Where the jobs look for it by default, under the stack's work folder."""
+    return config.work_dir / CLASS_ARCHIVE_IN_WORK_DIR
 
 
 def driver_java(env: Mapping[str, str]) -> Path | None:
