@@ -22,9 +22,14 @@ def fresh_keyspace(stack: StackConfig, prefix: str = "bench"):
     """(session, keyspace) with the full cql/ schema applied."""
     from cassandra.cluster import Cluster
 
-    session = Cluster([stack.host], port=stack.cassandra_port, protocol_version=5).connect()
-    name = f"{prefix}_{uuid.uuid4().hex[:8]}"
-    schema.apply(session, name)
+    cluster = Cluster([stack.host], port=stack.cassandra_port, protocol_version=5)
+    try:
+        session = cluster.connect()
+        name = f"{prefix}_{uuid.uuid4().hex[:8]}"
+        schema.apply(session, name)
+    except BaseException:
+        cluster.shutdown()  # nobody else holds it to close it
+        raise
     return session, name
 
 
@@ -32,8 +37,10 @@ def drop(stack: StackConfig, topic: str, session=None, keyspace: str | None = No
     from kafka import KafkaAdminClient
 
     admin = KafkaAdminClient(bootstrap_servers=stack.kafka_bootstrap)
-    admin.delete_topics([topic])
-    admin.close()
+    try:
+        admin.delete_topics([topic])
+    finally:
+        admin.close()
     if session is not None and keyspace:
         drop_keyspace(session, keyspace)
 
