@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -60,9 +61,8 @@ def build_spark(
     """A session for app_name.
 
     master=None leaves the master to spark-submit (cluster runs); a local run passes
-    e.g. "local[*]" and the connector jars as local paths (spark.jars, not --packages,
-    whose Ivy resolution ignores Maven's settings), and may add java_options to its
-    driver JVM's.
+    e.g. "local[*]" and the connector jars as local paths (not --packages, whose Ivy
+    resolution ignores Maven's settings), and may add java_options to its driver JVM's.
     """
     builder = SparkSession.builder.appName(app_name)
     if master:
@@ -86,7 +86,12 @@ def spark_settings(
         settings[key] = " ".join([settings[key], *java_options])
     # No CassandraSparkExtensions: the jobs use neither its writetime/ttl functions nor
     # its direct joins, and its optimizer rule walks every plan, every micro-batch.
-    if jars:
+    if jars and local:
+        # On the driver's own class path, where the class archive can hold their
+        # classes: Spark's loader for spark.jars is one the JVM does not archive, and
+        # a local master's executors share the driver's JVM.
+        settings["spark.driver.extraClassPath"] = os.pathsep.join(str(jar) for jar in jars)
+    elif jars:
         settings["spark.jars"] = ",".join(str(jar) for jar in jars)
     settings.update(conf or {})
     return settings

@@ -57,7 +57,8 @@ def driver_java(env: Mapping[str, str]) -> Path | None:
 
 
 def archive_key(java: Path | None, class_path: list[Path]) -> str:
-    """A digest of the JDK build and of the jars (names and sizes) the driver loads."""
+    """A digest of the JDK build and of the driver's class path: the jars' names and
+    sizes, in their order, since the JVM ignores an archive recorded with another."""
     digest = hashlib.sha256()
     if java is not None:
         home = java.parent.parent
@@ -66,15 +67,16 @@ def archive_key(java: Path | None, class_path: list[Path]) -> str:
             if part.is_file():
                 stat = part.stat()
                 digest.update(f"{part.name}:{stat.st_size}:{stat.st_mtime_ns}".encode())
-    for jar in sorted(class_path):
+    for jar in class_path:
         digest.update(f"{jar.name}:{jar.stat().st_size}".encode())
     return digest.hexdigest()[:16]
 
 
 def driver_class_path(config: StackConfig) -> list[Path]:
-    """Spark's own jars (pyspark's jars/) and the connector jars the jobs add."""
-    return [*sorted((spark_cluster.spark_home() / "jars").glob("*.jar")),
-            *jars.jar_paths(config.jars_dir, "spark")]
+    """The local driver's class path: the connector jars the jobs put first
+    (jobs.session), then Spark's own (pyspark's jars/)."""
+    return [*jars.jar_paths(config.jars_dir, "spark"),
+            *sorted((spark_cluster.spark_home() / "jars").glob("*.jar"))]
 
 
 def ensure(config: StackConfig) -> list[str]:

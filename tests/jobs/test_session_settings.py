@@ -17,8 +17,18 @@ def test_java_options_extend_the_local_drivers_own() -> None:
                               {"spark.app.x": "1"}, ["-XX:SharedArchiveFile=/w/d.jsa"])
     assert settings["spark.driver.extraJavaOptions"] == (
         LOCAL_JAVA + " -XX:SharedArchiveFile=/w/d.jsa")
-    assert settings["spark.jars"] == "/j/a.jar,/j/b.jar"
     assert settings["spark.app.x"] == "1"
+
+
+def test_a_local_driver_gets_the_jars_on_its_own_class_path() -> None:
+    settings = spark_settings("local[2]", [Path("/j/a.jar"), Path("/j/b.jar")])
+    assert settings["spark.driver.extraClassPath"] == "/j/a.jar:/j/b.jar"
+    assert "spark.jars" not in settings
+
+
+def test_a_cluster_driver_ships_the_jars_to_its_executors() -> None:
+    settings = spark_settings("spark://master:7077", [Path("/j/a.jar"), Path("/j/b.jar")])
+    assert settings == {"spark.jars": "/j/a.jar,/j/b.jar"}
 
 
 def test_a_submitted_driver_gets_no_local_settings() -> None:

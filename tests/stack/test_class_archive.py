@@ -27,6 +27,8 @@ spark = build_spark("class-archive-probe", master="local[1]", jars=jars,
                     java_options=[*class_archive_options(SparkLaunch(class_archive=archive)),
                                   f"-Xlog:class+load=info:file={log}"])
 print(spark.range(3).count())
+# A connector class that the recording run loaded.
+spark._jvm.java.lang.Class.forName("com.datastax.spark.connector.cql.Scanner")
 """
 
 
@@ -115,6 +117,8 @@ def test_the_recorded_archive_serves_the_next_driver(recorded: StackConfig,
 
     log_lines = probe_driver(archive, tmp_path / "with.log", recorded)
     assert loaded_from_archive(log_lines, "org.apache.spark.SparkContext")
+    # The connector jars too: on the driver's class path, not behind spark.jars.
+    assert loaded_from_archive(log_lines, "com.datastax.spark.connector.cql.Scanner")
 
 
 @pytest.mark.integration
@@ -167,3 +171,7 @@ def test_the_key_follows_the_jdk_and_the_jars(tmp_path: Path) -> None:
     assert class_archive.archive_key(jdks[1], [jar]) != key
     jar.write_bytes(b"x" * 11)
     assert class_archive.archive_key(jdks[0], [jar]) != key
+    other = tmp_path / "connector.jar"
+    other.write_bytes(b"y")
+    assert (class_archive.archive_key(jdks[0], [jar, other])
+            != class_archive.archive_key(jdks[0], [other, jar]))
