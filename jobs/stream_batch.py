@@ -243,6 +243,10 @@ class BatchProcessor:
         self.store.save_progress(self.plan.job, run_id, report)
         self.report(report)
 
+    def close(self) -> None:
+        """End the partials' thread, once the query that calls this has stopped."""
+        self._beside.shutdown(wait=True)
+
     def observe_progress(self, progress: Mapping[str, Any] | None) -> None:
         """A finished batch's progress (StreamingQuery.lastProgress): where the query
         stands in every partition, including those the batch had no records from."""

@@ -211,16 +211,17 @@ def stop_on_signals(stop: threading.Event) -> None:
 
 
 def run(spark: SparkSession, config: StreamConfig, store: stream_store.StreamStore) -> int:
-    topic_ends = TopicEnds(config.kafka.bootstrap_servers, config.kafka.topic)
-    processor = BatchProcessor(batch_plan(config), store, log_batch, topic_ends)
-    query = start_query(spark, config, processor)
-    processor.progress.attach(query)
-    log.info("started query=%s id=%s run=%s", query.name, query.id, query.runId)
-    stop = threading.Event()
-    stop_on_signals(stop)
-    failed = await_queries(spark, [query], stop)
-    stop_all([query])
-    topic_ends.close()
+    with (contextlib.closing(TopicEnds(config.kafka.bootstrap_servers,
+                                       config.kafka.topic)) as topic_ends,
+          contextlib.closing(BatchProcessor(batch_plan(config), store, log_batch,
+                                            topic_ends)) as processor):
+        query = start_query(spark, config, processor)
+        processor.progress.attach(query)
+        log.info("started query=%s id=%s run=%s", query.name, query.id, query.runId)
+        stop = threading.Event()
+        stop_on_signals(stop)
+        failed = await_queries(spark, [query], stop)
+        stop_all([query])
     if failed is None:
         log.info("stopped")
         return 0
