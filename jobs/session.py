@@ -87,9 +87,9 @@ def spark_settings(
     # No CassandraSparkExtensions: the jobs use neither its writetime/ttl functions nor
     # its direct joins, and its optimizer rule walks every plan, every micro-batch.
     if jars and local:
-        # On the driver's own class path, where the class archive can hold their
-        # classes: Spark's loader for spark.jars is one the JVM does not archive, and
-        # a local master's executors share the driver's JVM.
+        # On the driver's own class path, where the class archive holds their classes:
+        # through spark.jars, Spark's own loader read hundreds of them from the jars on
+        # every start (docs/benchmarks.md). A local master's executors share the JVM.
         settings["spark.driver.extraClassPath"] = os.pathsep.join(str(jar) for jar in jars)
     elif jars:
         settings["spark.jars"] = ",".join(str(jar) for jar in jars)
