@@ -15,11 +15,14 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_JARS_DIR = PROJECT_ROOT / ".work" / "jars"
-# Written by `python -m stack class-archive` (make run and make bench build it first)
-# at this place in the stack's work folder.
+# The local stack's work folder (`python -m stack`, STACK_WORK_DIR) and what the jobs
+# find in it: the connector jars `python -m stack jars` resolves, and the class archive
+# `python -m stack class-archive` records (make run and make bench do both first).
+DEFAULT_WORK_DIR = PROJECT_ROOT / ".work"
+JARS_IN_WORK_DIR = Path("jars")
 CLASS_ARCHIVE_IN_WORK_DIR = Path("class-archive") / "driver.jsa"
-DEFAULT_CLASS_ARCHIVE = PROJECT_ROOT / ".work" / CLASS_ARCHIVE_IN_WORK_DIR
+DEFAULT_JARS_DIR = DEFAULT_WORK_DIR / JARS_IN_WORK_DIR
+DEFAULT_CLASS_ARCHIVE = DEFAULT_WORK_DIR / CLASS_ARCHIVE_IN_WORK_DIR
 DEFAULT_SCHEMA = PROJECT_ROOT / "schemas" / "trade.avsc"
 
 # Spark's own default port of the driver UI.

@@ -66,7 +66,7 @@ class StreamConfig:
     windows: WindowSpec
     bounds: TradeBounds = field(default_factory=TradeBounds)
     avro_schema: Path = settings.DEFAULT_SCHEMA
-    checkpoint_root: str = str(settings.PROJECT_ROOT / ".work" / "checkpoints")
+    checkpoint_root: str = str(settings.DEFAULT_WORK_DIR / "checkpoints")
     trigger_interval: str = "250 milliseconds"
     available_now: bool = False
 

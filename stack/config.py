@@ -6,8 +6,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from jobs.settings import DEFAULT_WORK_DIR, JARS_IN_WORK_DIR
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_WORK_DIR = PROJECT_ROOT / ".work"
 
 
 @dataclass(frozen=True)
@@ -48,7 +49,7 @@ class StackConfig:
 
     @property
     def jars_dir(self) -> Path:
-        return self.work_dir / "jars"
+        return self.work_dir / JARS_IN_WORK_DIR
 
     @property
     def stack_dir(self) -> Path:

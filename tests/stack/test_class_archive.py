@@ -175,3 +175,12 @@ def test_the_key_follows_the_jdk_and_the_jars(tmp_path: Path) -> None:
     other.write_bytes(b"y")
     assert (class_archive.archive_key(jdks[0], [jar, other])
             != class_archive.archive_key(jdks[0], [other, jar]))
+
+
+def test_the_stack_records_where_the_jobs_look_by_default() -> None:
+    from jobs import stream_processor
+
+    jobs_default = stream_processor.parse_config([], {}).spark
+    stack_default = StackConfig()
+    assert stack_default.jars_dir == jobs_default.jars_dir
+    assert class_archive.archive_path(stack_default) == jobs_default.class_archive
