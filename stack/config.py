@@ -8,7 +8,8 @@ from pathlib import Path
 
 from jobs.settings import DEFAULT_WORK_DIR, JARS_IN_WORK_DIR
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+# The project's root as the jobs define it, re-exported for the rest of stack/.
+from jobs.settings import PROJECT_ROOT as PROJECT_ROOT
 
 
 @dataclass(frozen=True)
