@@ -63,6 +63,11 @@ class RunResult:
     drain_job_warm_rate: float = 0.0
     sink_ceiling_warm_rate: float = 0.0
     warm_ratio: float = 0.0
+    floor_records: int = 0
+    floor_rate: float = 0.0
+    floor_ratio: float = 0.0
+    floor_warm_rate: float = 0.0
+    floor_warm_ratio: float = 0.0
     latency_trades: int = 0
     trade_p50_ms: float = 0.0
     trade_p99_ms: float = 0.0
@@ -192,9 +197,15 @@ def drain(stack, args, work: Path, result: RunResult, sampler: RssSampler) -> No
     result.drain_job_wall_rate = first.trades / ((epoch_ms(first.finished_at) - launched_ms)
                                                  / 1000)
     result.drain_job_warm_rate = warm_trades / busy_s(rest) if rest else float("nan")
-    result.sink_ceiling_rate, result.sink_ceiling_warm_rate = sink_ceiling(stack, topic, work)
+    result.sink_ceiling_rate, result.sink_ceiling_warm_rate = rates_of(
+        "bench.sink_ceiling", [topic], work / "sink-ceiling.log")
+    result.floor_rate, result.floor_warm_rate, floor_records = rates_of(
+        "bench.floor_job", [topic, str(args.drain_count)], work / "floor-job.log")
+    result.floor_records = int(floor_records)
     result.ratio = result.drain_job_rate / result.sink_ceiling_rate
     result.warm_ratio = result.drain_job_warm_rate / result.sink_ceiling_warm_rate
+    result.floor_ratio = result.floor_rate / result.sink_ceiling_rate
+    result.floor_warm_ratio = result.floor_warm_rate / result.sink_ceiling_warm_rate
     drop(stack, topic, session, keyspace)
 
 
@@ -203,17 +214,17 @@ def busy_s(batches: list) -> float:
     return sum(epoch_ms(r.finished_at) - epoch_ms(r.started_at) for r in batches) / 1000
 
 
-def sink_ceiling(stack, topic: str, work: Path) -> tuple[float, float]:
-    """trades/s of the connector alone writing already decoded, cached trades: on its
-    cold write path, then on a warm one."""
-    proc = subprocess.run([sys.executable, "-m", "bench.sink_ceiling", topic],
+def rates_of(module: str, args: list[str], log: Path) -> tuple[float, ...]:
+    """The numbers a measuring module prints on its last line, its cold and warm rates
+    first (bench.sink_ceiling: the connector alone; bench.floor_job: read, decode and
+    write, then the records it drained)."""
+    proc = subprocess.run([sys.executable, "-m", module, *args],
                           capture_output=True, text=True, check=False,
                           cwd=Path(__file__).resolve().parent.parent)
-    (work / "sink-ceiling.log").write_text(proc.stdout + proc.stderr)
+    log.write_text(proc.stdout + proc.stderr)
     if proc.returncode != 0:
-        raise SystemExit(f"the sink ceiling failed; see {work / 'sink-ceiling.log'}")
-    cold, warm = proc.stdout.strip().splitlines()[-1].split()
-    return float(cold), float(warm)
+        raise SystemExit(f"{module} failed; see {log}")
+    return tuple(float(word) for word in proc.stdout.strip().splitlines()[-1].split())
 
 
 def latency(stack, args, work: Path, result: RunResult, sampler: RssSampler) -> None:
@@ -296,6 +307,10 @@ COLUMNS = (
     ("drain_job_warm_rate", "job drain, warm JVM", "{:,.0f}"),
     ("sink_ceiling_warm_rate", "connector ceiling, warm", "{:,.0f}"),
     ("warm_ratio", "job / ceiling, warm", "{:.0%}"),
+    ("floor_rate", "floor: read, decode, write", "{:,.0f}"),
+    ("floor_ratio", "floor / ceiling", "{:.0%}"),
+    ("floor_warm_rate", "floor, warm JVM", "{:,.0f}"),
+    ("floor_warm_ratio", "floor / ceiling, warm", "{:.0%}"),
     ("trade_p50_ms", "trade row p50 ms", "{:,.0f}"),
     ("trade_p99_ms", "trade row p99 ms", "{:,.0f}"),
     ("window_p99_ms", "windows p99 ms", "{:,.0f}"),

@@ -30,10 +30,13 @@ def test_benchmark_harness_runs_and_writes_its_results(stack, tmp_path: Path) ->
     # Every drained trade (twice --drain-count: a cold batch, then warm ones) went
     # through the job, and trades sent under load were measured.
     assert run["drain_trades"] == 2 * 2000
+    assert run["floor_records"] == 2 * 2000
     assert 0 < run["latency_trades"] <= 100 * 10
     assert run["sink_ceiling_rate"] > 0 and run["drain_job_rate"] > 0
     assert run["sink_ceiling_warm_rate"] > 0 and run["drain_job_warm_rate"] > 0
+    assert run["floor_rate"] > 0 and run["floor_warm_rate"] > 0
     assert {"producer", "job (drain)", "job (latency)"} <= set(run["peak_rss_mib"])
     assert (out / "stream_job.png").stat().st_size > 10_000
     assert "| job / ceiling |" in proc.stdout
     assert "| job / ceiling, warm |" in proc.stdout
+    assert "| floor / ceiling |" in proc.stdout
