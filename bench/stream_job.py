@@ -12,7 +12,9 @@ Each run, on the running local stack, with a fresh topic and keyspace per part:
    valid trades in two halves (even and odd offsets), and times only the Spark
    Cassandra Connector writing them into a fresh `trades` table: the first half on
    its cold write path, the second on a warm one. Those are the ceilings the job's
-   cold and warm rates are compared with.
+   cold and warm rates are compared with. Last, the floor (bench.floor_job): a stream
+   job that only reads, decodes and writes the trades drains the same records, cold
+   then warm, as the job did; what it reaches of the ceiling bounds what the job can.
 2. latency: the producer sends --rate trades/s; the job starts cold 10 s later, with
    that backlog waiting. Trade latency is producer ingest_ts -> WRITETIME of the trade
    row; window latency is ingest_ts -> the end of the micro-batch that wrote the
