@@ -229,7 +229,12 @@ def _trade_columns() -> tuple[Column, ...]:
 
 
 def valid_trades(decoded: DataFrame) -> DataFrame:
-    """Decoded records -> rows of the `trades` table (only the valid ones)."""
+    """Decoded records -> rows of the `trades` table (only the valid ones).
+
+    Apply it to computed rows (foreachBatch's, or cached ones): over a plan that still
+    decodes, Spark pushes this filter below the decode and calls from_avro once for
+    every reference to the record in the rejection checks (docs/benchmarks.md).
+    """
     return decoded.where(F.col("reason").isNull()).select(*_trade_columns())
 
 
