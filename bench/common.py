@@ -2,6 +2,38 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+
+from pyspark.sql import SparkSession
+
+from jobs.session import start_session
+from jobs.settings import CassandraTarget, SparkLaunch
+from stack import class_archive
+from stack.__main__ import parse_config
+from stack.config import StackConfig
+from stack.scratch import drop_keyspace, fresh_keyspace
+
 
 def percentile(sorted_values: list[float], q: float) -> float:
     return sorted_values[min(len(sorted_values) - 1, int(q * len(sorted_values)))]
+
+
+@contextlib.contextmanager
+def scratch_session(app_name: str) -> Iterator[tuple[StackConfig, SparkSession, str]]:
+    """(stack, spark, keyspace): a session on the running stack with the stream job's
+    local settings and class archive, writing to a fresh keyspace; both are gone
+    afterwards."""
+    _, stack = parse_config(["status"])
+    session, keyspace = fresh_keyspace(stack)
+    try:
+        target = CassandraTarget(host=stack.host, port=stack.cassandra_port, keyspace=keyspace)
+        # The job's driver maps the class archive of `make class-archive`: so does this one.
+        launch = SparkLaunch(class_archive=class_archive.archive_path(stack))
+        spark = start_session(app_name, launch, target)
+        try:
+            yield stack, spark, keyspace
+        finally:
+            spark.stop()
+    finally:
+        drop_keyspace(session, keyspace)

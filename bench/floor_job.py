@@ -23,32 +23,24 @@ import time
 
 from pyspark.sql import DataFrame
 
-from jobs.session import start_session
-from jobs.settings import DEFAULT_SCHEMA, CassandraTarget, SparkLaunch
+from bench.common import scratch_session
+from jobs.settings import DEFAULT_SCHEMA
 from jobs.sinks import write_table
 from jobs.sources import KafkaTopic, read_stream
 from jobs.transforms import decode_trades, valid_trades
-from stack import class_archive
-from stack.__main__ import parse_config
-from stack.scratch import drop_keyspace, fresh_keyspace
 
 
 def main(topic: str, max_offsets: int) -> int:
-    _, stack = parse_config(["status"])
-    session, keyspace = fresh_keyspace(stack)
-    target = CassandraTarget(host=stack.host, port=stack.cassandra_port, keyspace=keyspace)
-    launch = SparkLaunch(class_archive=class_archive.archive_path(stack))
-    spark = start_session("bench-floor-job", launch, target)
     seconds: dict[int, float] = {}
+    with scratch_session("bench-floor-job") as (stack, spark, keyspace):
 
-    def write_batch(batch: DataFrame, batch_id: int) -> None:
-        # Timed as the stream job times its batches: from the call into foreachBatch,
-        # where the batch's records are read and decoded as the write pulls them.
-        started = time.monotonic()
-        write_table(batch.transform(valid_trades), keyspace, "trades")
-        seconds[batch_id] = time.monotonic() - started
+        def write_batch(batch: DataFrame, batch_id: int) -> None:
+            # Timed as the stream job times its batches: from the call into foreachBatch,
+            # where the batch's records are read and decoded as the write pulls them.
+            started = time.monotonic()
+            write_table(batch.transform(valid_trades), keyspace, "trades")
+            seconds[batch_id] = time.monotonic() - started
 
-    try:
         with tempfile.TemporaryDirectory(prefix="floor-checkpoint-") as checkpoint:
             kafka = KafkaTopic(stack.kafka_bootstrap, topic, max_offsets_per_trigger=max_offsets)
             query = (
@@ -63,9 +55,8 @@ def main(topic: str, max_offsets: int) -> int:
             query.awaitTermination()
             records = {p["batchId"]: p["numInputRows"] for p in query.recentProgress
                        if p["numInputRows"]}
-    finally:
-        spark.stop()
-        drop_keyspace(session, keyspace)
+    for batch_id in sorted(records):
+        print(f"batch {batch_id}: {records[batch_id]} records in {seconds[batch_id]:.2f}s")
     rates = batch_rates(records, seconds)
     print(" ".join(f"{rate:.1f}" for rate in rates), sum(records.values()))
     return 0
@@ -74,8 +65,6 @@ def main(topic: str, max_offsets: int) -> int:
 def batch_rates(records: dict[int, int], seconds: dict[int, float]) -> tuple[float, float]:
     """records/s of the first batch, and of all the others together (nan without)."""
     first, *rest = sorted(records)
-    for batch_id in sorted(records):
-        print(f"batch {batch_id}: {records[batch_id]} records in {seconds[batch_id]:.2f}s")
     warm = (sum(records[b] for b in rest) / sum(seconds[b] for b in rest)
             if rest else float("nan"))
     return records[first] / seconds[first], warm

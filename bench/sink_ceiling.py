@@ -18,23 +18,14 @@ import time
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from jobs.session import start_session
-from jobs.settings import DEFAULT_SCHEMA, CassandraTarget, SparkLaunch
+from bench.common import scratch_session
+from jobs.settings import DEFAULT_SCHEMA
 from jobs.sinks import write_table
 from jobs.transforms import decode_trades, valid_trades
-from stack import class_archive
-from stack.__main__ import parse_config
-from stack.scratch import drop_keyspace, fresh_keyspace
 
 
 def main(topic: str) -> int:
-    _, stack = parse_config(["status"])
-    session, keyspace = fresh_keyspace(stack)
-    target = CassandraTarget(host=stack.host, port=stack.cassandra_port, keyspace=keyspace)
-    # The job's driver maps the class archive of `make class-archive`: so does this one.
-    launch = SparkLaunch(class_archive=class_archive.archive_path(stack))
-    spark = start_session("bench-sink-ceiling", launch, target)
-    try:
+    with scratch_session("bench-sink-ceiling") as (stack, spark, keyspace):
         valid = (
             spark.read.format("kafka")
             .option("kafka.bootstrap.servers", stack.kafka_bootstrap)
@@ -46,9 +37,6 @@ def main(topic: str) -> int:
         )
         halves = [valid.where(F.col("kafka_offset") % 2 == parity).cache() for parity in (0, 1)]
         rates = [write_rate(half, keyspace) for half in halves]
-    finally:
-        spark.stop()
-        drop_keyspace(session, keyspace)
     print(" ".join(f"{rate:.1f}" for rate in rates))
     return 0
 
