@@ -72,6 +72,7 @@ COPY --from=jars /opt/app/jars /opt/app/jars
 COPY pyproject.toml /opt/app/
 COPY cql /opt/app/cql
 COPY schemas /opt/app/schemas
+COPY contract /opt/app/contract
 COPY stack /opt/app/stack
 COPY producer /opt/app/producer
 COPY jobs /opt/app/jobs

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Iterator
 
 from pyspark.sql import SparkSession
@@ -10,8 +11,7 @@ from pyspark.sql import SparkSession
 from jobs.session import start_session
 from jobs.settings import CassandraTarget, SparkLaunch
 from stack import class_archive
-from stack.__main__ import parse_config
-from stack.config import StackConfig
+from stack.config import StackConfig, from_env
 from stack.scratch import drop_keyspace, fresh_keyspace
 
 
@@ -24,7 +24,7 @@ def scratch_session(app_name: str) -> Iterator[tuple[StackConfig, SparkSession, 
     """(stack, spark, keyspace): a session on the running stack with the stream job's
     local settings and class archive, writing to a fresh keyspace; both are gone
     afterwards."""
-    _, stack = parse_config(["status"])
+    stack = from_env(os.environ)
     session, keyspace = fresh_keyspace(stack)
     try:
         target = CassandraTarget(host=stack.host, port=stack.cassandra_port, keyspace=keyspace)

@@ -24,7 +24,7 @@ import time
 from pyspark.sql import DataFrame
 
 from bench.common import scratch_session
-from jobs.settings import DEFAULT_SCHEMA
+from contract import SCHEMA_PATH
 from jobs.sinks import write_table
 from jobs.sources import KafkaTopic, read_stream
 from jobs.transforms import decode_trades, valid_trades
@@ -45,7 +45,7 @@ def main(topic: str, max_offsets: int) -> int:
             kafka = KafkaTopic(stack.kafka_bootstrap, topic, max_offsets_per_trigger=max_offsets)
             query = (
                 read_stream(spark, kafka)
-                .transform(decode_trades(DEFAULT_SCHEMA.read_text()))
+                .transform(decode_trades(SCHEMA_PATH.read_text()))
                 .writeStream
                 .option("checkpointLocation", checkpoint)
                 .foreachBatch(write_batch)

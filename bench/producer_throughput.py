@@ -10,6 +10,7 @@ verifies that every record arrived and decodes.
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import resource
 import subprocess
@@ -17,7 +18,7 @@ import sys
 import time
 
 from producer.avro_codec import decode_record
-from stack.__main__ import parse_config
+from stack.config import from_env
 from stack.scratch import drop, fresh_topic
 
 
@@ -61,7 +62,7 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--seed", type=int, default=7)
     args = parser.parse_args()
-    _, stack = parse_config(["status"])
+    stack = from_env(os.environ)
     for run in range(1, args.runs + 1):
         overall, steady, wall = one_run(stack, args.count, args.seed)
         print(f"run {run}: {args.count} trades in {wall:.2f}s -> {overall:,.0f} trades/s "

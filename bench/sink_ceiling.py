@@ -19,7 +19,7 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from bench.common import scratch_session
-from jobs.settings import DEFAULT_SCHEMA
+from contract import SCHEMA_PATH
 from jobs.sinks import write_table
 from jobs.transforms import decode_trades, valid_trades
 
@@ -32,7 +32,7 @@ def main(topic: str) -> int:
             .option("subscribe", topic)
             .option("startingOffsets", "earliest")
             .load()
-            .transform(decode_trades(DEFAULT_SCHEMA.read_text()))
+            .transform(decode_trades(SCHEMA_PATH.read_text()))
             .transform(valid_trades)
         )
         halves = [valid.where(F.col("kafka_offset") % 2 == parity).cache() for parity in (0, 1)]

@@ -48,7 +48,7 @@ from pathlib import Path
 from bench.common import percentile
 from jobs.kafka_lag import TopicEnds
 from stack import class_archive
-from stack.__main__ import parse_config
+from stack.config import from_env
 from stack.scratch import drop, fresh_keyspace, fresh_topic
 
 SYMBOLS = ",".join(["BINANCE:BTCUSDT", "BINANCE:ETHUSDT", "BINANCE:SOLUSDT", "AAPL", "MSFT",
@@ -382,7 +382,7 @@ def main() -> int:
     add("--timeout", type=float, default=600)
     add("--out", type=Path, default=None)
     args = parser.parse_args()
-    _, stack = parse_config(["status"])
+    stack = from_env(os.environ)
     out = args.out or stack.work_dir / "bench"
     results = []
     for run in range(1, args.runs + 1):

@@ -24,10 +24,11 @@ from datetime import date, datetime, timedelta
 
 from pyspark.sql import DataFrame
 
+from contract import env as envvars
 from jobs import settings
 from jobs.progress import configure_logging
 from jobs.session import start_session
-from jobs.settings import CassandraTarget, SparkLaunch, WindowSpec, env_default
+from jobs.settings import CassandraTarget, SparkLaunch, WindowSpec
 from jobs.sinks import write_table
 from jobs.sources import read_trades
 from jobs.transforms import minute_windows, moving_means, trades_between, windows_overlapping
@@ -58,7 +59,7 @@ def build_parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
     add("--to", dest="end", type=settings.utc_timestamp, required=not end,
         default=settings.utc_timestamp(end) if end else None,
         help="range end, exclusive (env RECOMPUTE_TO)")
-    add("--symbols", default=env_default(env, "RECOMPUTE_SYMBOLS", ""),
+    add("--symbols", default=envvars.get(env, "RECOMPUTE_SYMBOLS", ""),
         help="comma-separated; reads only their partitions (default: every symbol; "
              "env RECOMPUTE_SYMBOLS)")
     settings.add_window_options(parser, env)

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from pyspark.sql import SparkSession
 
+from contract.exits import UsageError
 from jobs.settings import CassandraTarget, SparkLaunch
 
 # Sized for a 2-core machine that also runs Kafka and Cassandra.
@@ -98,11 +99,13 @@ def spark_settings(
 
 
 def local_jars(jars_dir: Path) -> list[Path]:
-    """The connector jars resolved by `python -m stack jars` under jars_dir/spark."""
-    # Imported here: a cluster run gets its jars from spark-submit and ships no stack/.
-    from stack.jars import jar_paths
-
-    return jar_paths(jars_dir, "spark")
+    """The connector jars `python -m stack jars` resolves under jars_dir/spark, sorted
+    for a stable class path (the class archive's key follows its order)."""
+    jars = sorted((jars_dir / "spark").glob("*.jar"))
+    if not jars:
+        raise UsageError(f"no connector jars in {jars_dir / 'spark'}: run `make jars`"
+                         " (or `python -m stack jars`), or set --jars-dir (env SPARK_JARS_DIR)")
+    return jars
 
 
 def start_session(app_name: str, launch: SparkLaunch, cassandra: CassandraTarget) -> SparkSession:

@@ -14,16 +14,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
-# The local stack's work folder (`python -m stack`, STACK_WORK_DIR) and what the jobs
-# find in it: the connector jars `python -m stack jars` resolves, and the class archive
-# `python -m stack class-archive` records (make run and make bench do both first).
-DEFAULT_WORK_DIR = PROJECT_ROOT / ".work"
-JARS_IN_WORK_DIR = Path("jars")
-CLASS_ARCHIVE_IN_WORK_DIR = Path("class-archive") / "driver.jsa"
-DEFAULT_JARS_DIR = DEFAULT_WORK_DIR / JARS_IN_WORK_DIR
-DEFAULT_CLASS_ARCHIVE = DEFAULT_WORK_DIR / CLASS_ARCHIVE_IN_WORK_DIR
-DEFAULT_SCHEMA = PROJECT_ROOT / "schemas" / "trade.avsc"
+import contract
+from contract import env as envvars
 
 # Spark's own default port of the driver UI.
 SPARK_UI_PORT = 4040
@@ -75,9 +67,9 @@ def whole_seconds(text: str) -> timedelta:
 
 @dataclass(frozen=True)
 class CassandraTarget:
-    host: str = "127.0.0.1"
-    port: int = 9042
-    keyspace: str = "market"
+    host: str = contract.CASSANDRA_HOST
+    port: int = contract.CASSANDRA_PORT
+    keyspace: str = contract.KEYSPACE
     # Secrets stay out of repr(), hence out of any log line that prints a config.
     username: str | None = field(default=None, repr=False)
     password: str | None = field(default=None, repr=False)
@@ -103,7 +95,7 @@ class SparkLaunch:
     driver UI (Spark's 4040 when submitted; none with a local master)."""
 
     master: str | None = "local[*]"
-    jars_dir: Path | None = DEFAULT_JARS_DIR
+    jars_dir: Path | None = contract.JARS_DIR
     log_level: str = "WARN"
     # The driver's web UI, which also serves the Prometheus metrics; 0 = no UI.
     ui_port: int | None = None
@@ -117,8 +109,8 @@ class SparkLaunch:
 class WindowSpec:
     """The moving-mean windows; minute windows are fixed. No watermark: see jobs.panes."""
 
-    moving_length: timedelta = timedelta(minutes=5)
-    moving_slide: timedelta = timedelta(seconds=30)
+    moving_length: timedelta = contract.MOVING_WINDOW
+    moving_slide: timedelta = contract.MOVING_SLIDE
 
 
 def port_number(text: str) -> int | None:
@@ -156,18 +148,14 @@ def utc_timestamp(text: str) -> datetime:
     return value.astimezone(timezone.utc)
 
 
-def env_default(environ: Mapping[str, str], name: str, default: str) -> str:
-    value = environ.get(name, "")
-    return value if value.strip() else default
-
-
 def add_cassandra_options(parser: argparse.ArgumentParser, env: Mapping[str, str]) -> None:
     add = parser.add_argument
-    add("--cassandra-host", default=env_default(env, "CASSANDRA_HOST", "127.0.0.1"),
+    add("--cassandra-host", default=envvars.get(env, "CASSANDRA_HOST", contract.CASSANDRA_HOST),
         help="contact point(s), comma-separated (env CASSANDRA_HOST)")
-    add("--cassandra-port", type=int, default=int(env_default(env, "CASSANDRA_PORT", "9042")),
+    add("--cassandra-port", type=int,
+        default=int(envvars.get(env, "CASSANDRA_PORT", str(contract.CASSANDRA_PORT))),
         help="CQL native port (env CASSANDRA_PORT)")
-    add("--keyspace", default=env_default(env, "CASSANDRA_KEYSPACE", "market"),
+    add("--keyspace", default=envvars.get(env, "CASSANDRA_KEYSPACE", contract.KEYSPACE),
         help="env CASSANDRA_KEYSPACE; credentials: env CASSANDRA_USERNAME, CASSANDRA_PASSWORD")
 
 
@@ -176,15 +164,15 @@ def add_spark_options(parser: argparse.ArgumentParser, env: Mapping[str, str]) -
     # the master and the jars, and a local default would override the cluster's.
     submitted = "PYSPARK_GATEWAY_PORT" in env
     add = parser.add_argument
-    add("--master", default=env_default(env, "SPARK_MASTER", "" if submitted else "local[*]"),
+    add("--master", default=envvars.get(env, "SPARK_MASTER", "" if submitted else "local[*]"),
         help="Spark master; default local[*], or spark-submit's when submitted (env SPARK_MASTER)")
     add("--jars-dir", type=Path,
-        default=Path(env_default(env, "SPARK_JARS_DIR", str(DEFAULT_JARS_DIR))),
+        default=Path(envvars.get(env, "SPARK_JARS_DIR", str(contract.JARS_DIR))),
         help="resolved connector jars (<dir>/spark/*.jar) for local masters (env SPARK_JARS_DIR)")
-    add("--spark-log-level", default=env_default(env, "SPARK_LOG_LEVEL", "WARN"),
+    add("--spark-log-level", default=envvars.get(env, "SPARK_LOG_LEVEL", "WARN"),
         help="env SPARK_LOG_LEVEL")
     add("--class-archive", type=optional_path,
-        default=env_default(env, "SPARK_CLASS_ARCHIVE", str(DEFAULT_CLASS_ARCHIVE)),
+        default=envvars.get(env, "SPARK_CLASS_ARCHIVE", str(contract.CLASS_ARCHIVE)),
         help="local masters: the driver JVM maps the classes stored in this archive when it"
              " exists (a faster start); none: no archive (env SPARK_CLASS_ARCHIVE); not used"
              " when JAVA_TOOL_OPTIONS or JDK_JAVA_OPTIONS start an agent or a flight recording")
@@ -193,7 +181,7 @@ def add_spark_options(parser: argparse.ArgumentParser, env: Mapping[str, str]) -
         help="write the classes this run loads into --class-archive when the driver JVM"
              " exits, instead of using it (what `python -m stack class-archive` runs)")
     add("--ui-port", type=port_number,
-        default=env_default(env, "SPARK_UI_PORT", "" if submitted else str(SPARK_UI_PORT)),
+        default=envvars.get(env, "SPARK_UI_PORT", "" if submitted else str(SPARK_UI_PORT)),
         help="driver web UI and its Prometheus metrics (/metrics/prometheus,"
              " /metrics/executors/prometheus); 0 = no UI; default 4040, or spark-submit's"
              " spark.ui.port when submitted (env SPARK_UI_PORT)")
@@ -202,10 +190,12 @@ def add_spark_options(parser: argparse.ArgumentParser, env: Mapping[str, str]) -
 def add_window_options(parser: argparse.ArgumentParser, env: Mapping[str, str]) -> None:
     add = parser.add_argument
     add("--moving-window", type=whole_seconds,
-        default=env_default(env, "STREAM_MOVING_WINDOW", "5 minutes"),
+        default=envvars.get(env, "STREAM_MOVING_WINDOW",
+                            contract.spell_duration(contract.MOVING_WINDOW)),
         help="moving-mean window length (env STREAM_MOVING_WINDOW)")
     add("--moving-slide", type=whole_seconds,
-        default=env_default(env, "STREAM_MOVING_SLIDE", "30 seconds"),
+        default=envvars.get(env, "STREAM_MOVING_SLIDE",
+                            contract.spell_duration(contract.MOVING_SLIDE)),
         help="moving-mean window slide (env STREAM_MOVING_SLIDE)")
 
 
@@ -214,8 +204,8 @@ def cassandra_target(args: argparse.Namespace, env: Mapping[str, str]) -> Cassan
         host=args.cassandra_host,
         port=args.cassandra_port,
         keyspace=args.keyspace,
-        username=env.get("CASSANDRA_USERNAME") or None,
-        password=env.get("CASSANDRA_PASSWORD") or None,
+        username=envvars.optional(env, "CASSANDRA_USERNAME"),
+        password=envvars.optional(env, "CASSANDRA_PASSWORD"),
     )
 
 

@@ -8,13 +8,15 @@ from datetime import date
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
+import contract
+
 CASSANDRA_FORMAT = "org.apache.spark.sql.cassandra"
 
 
 @dataclass(frozen=True)
 class KafkaTopic:
-    bootstrap_servers: str = "127.0.0.1:9092"
-    topic: str = "Market"
+    bootstrap_servers: str = contract.BOOTSTRAP_SERVERS
+    topic: str = contract.TOPIC
     starting_offsets: str = "earliest"
     max_offsets_per_trigger: int | None = None
     # How long the broker may hold a fetch that finds too little data. Kafka's 500 ms

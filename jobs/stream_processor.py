@@ -36,11 +36,14 @@ from pyspark.errors import StreamingQueryException
 from pyspark.sql import SparkSession
 from pyspark.sql.streaming import StreamingQuery
 
+import contract
+from contract import env as envvars
+from contract.validation import MAX_FUTURE_SKEW
 from jobs import checkpoints, settings, stream_store
 from jobs.kafka_lag import TopicEnds
 from jobs.progress import configure_logging, error_summary
 from jobs.session import start_session
-from jobs.settings import CassandraTarget, SparkLaunch, WindowSpec, env_default
+from jobs.settings import CassandraTarget, SparkLaunch, WindowSpec
 from jobs.sources import KafkaTopic, read_stream
 from jobs.stream_batch import BatchPlan, BatchProcessor
 from jobs.stream_store import BatchReport
@@ -49,7 +52,7 @@ from jobs.transforms import TradeBounds
 log = logging.getLogger("jobs.stream_processor")
 
 # The query's name, and its checkpoint folder below the checkpoint root.
-QUERY_NAME = "market"
+QUERY_NAME = contract.QUERY_NAME
 # Longest wait for Spark and the Cassandra session to close before the process exits anyway.
 SHUTDOWN_TIMEOUT_S = 60.0
 # How long a start waits for an unreachable Cassandra before it gives up (exit 1). A
@@ -65,8 +68,8 @@ class StreamConfig:
     spark: SparkLaunch
     windows: WindowSpec
     bounds: TradeBounds = field(default_factory=TradeBounds)
-    avro_schema: Path = settings.DEFAULT_SCHEMA
-    checkpoint_root: str = str(settings.DEFAULT_WORK_DIR / "checkpoints")
+    avro_schema: Path = contract.SCHEMA_PATH
+    checkpoint_root: str = str(contract.CHECKPOINT_ROOT)
     trigger_interval: str = "250 milliseconds"
     available_now: bool = False
 
@@ -76,38 +79,38 @@ def build_parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     add = parser.add_argument
     add("--bootstrap-servers",
-        default=env_default(env, "KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092"),
+        default=envvars.get(env, "KAFKA_BOOTSTRAP_SERVERS", contract.BOOTSTRAP_SERVERS),
         help="env KAFKA_BOOTSTRAP_SERVERS")
-    add("--topic", default=env_default(env, "KAFKA_TOPIC", "Market"), help="env KAFKA_TOPIC")
-    add("--starting-offsets", default=env_default(env, "STREAM_STARTING_OFFSETS", "earliest"),
+    add("--topic", default=envvars.get(env, "KAFKA_TOPIC", contract.TOPIC), help="env KAFKA_TOPIC")
+    add("--starting-offsets", default=envvars.get(env, "STREAM_STARTING_OFFSETS", "earliest"),
         help="earliest|latest|JSON, first start only (env STREAM_STARTING_OFFSETS)")
     add("--max-offsets-per-trigger", type=int,
-        default=int(env_default(env, "STREAM_MAX_OFFSETS_PER_TRIGGER", "0")),
+        default=int(envvars.get(env, "STREAM_MAX_OFFSETS_PER_TRIGGER", "0")),
         help="records per micro-batch, 0 = no limit (env STREAM_MAX_OFFSETS_PER_TRIGGER)")
     add("--kafka-fetch-max-wait-ms", type=settings.millis,
-        default=int(env_default(env, "STREAM_KAFKA_FETCH_MAX_WAIT_MS",
+        default=int(envvars.get(env, "STREAM_KAFKA_FETCH_MAX_WAIT_MS",
                                 str(KafkaTopic.fetch_max_wait_ms))),
         help="longest the broker holds a fetch short of data; Kafka's own default of 500"
              " delays every micro-batch (env STREAM_KAFKA_FETCH_MAX_WAIT_MS)")
     add("--trigger-interval", type=settings.duration,
-        default=env_default(env, "STREAM_TRIGGER_INTERVAL", StreamConfig.trigger_interval),
+        default=envvars.get(env, "STREAM_TRIGGER_INTERVAL", StreamConfig.trigger_interval),
         help="how often a micro-batch may start (env STREAM_TRIGGER_INTERVAL)")
     add("--checkpoint-root",
-        default=env_default(env, "STREAM_CHECKPOINT_ROOT", StreamConfig.checkpoint_root),
+        default=envvars.get(env, "STREAM_CHECKPOINT_ROOT", StreamConfig.checkpoint_root),
         help=f"a folder or URI, for one topic and keyspace; the query's checkpoint is"
              f" <root>/{QUERY_NAME} (env STREAM_CHECKPOINT_ROOT)")
     add("--avro-schema", type=Path,
-        default=Path(env_default(env, "STREAM_AVRO_SCHEMA", str(settings.DEFAULT_SCHEMA))),
+        default=Path(envvars.get(env, "STREAM_AVRO_SCHEMA", str(contract.SCHEMA_PATH))),
         help="Avro schema of the records (env STREAM_AVRO_SCHEMA)")
     add("--available-now", action="store_true",
-        default=env_default(env, "STREAM_AVAILABLE_NOW", "0").lower() in ("1", "true", "yes"),
+        default=envvars.flag(env, "STREAM_AVAILABLE_NOW"),
         help="process what the topic holds now, then exit (env STREAM_AVAILABLE_NOW=1)")
     add("--max-clock-skew", type=settings.positive_duration,
-        default=env_default(env, "STREAM_MAX_CLOCK_SKEW", "60 seconds"),
+        default=envvars.get(env, "STREAM_MAX_CLOCK_SKEW", contract.spell_duration(MAX_FUTURE_SKEW)),
         help="a trade dated later than its Kafka timestamp plus this is rejected as"
              " future_trade_ts (env STREAM_MAX_CLOCK_SKEW)")
     add("--min-trade-ts", type=settings.utc_timestamp,
-        default=env_default(env, "STREAM_MIN_TRADE_TS",
+        default=envvars.get(env, "STREAM_MIN_TRADE_TS",
                             TradeBounds.min_trade_ts.isoformat()),
         help="a trade dated before this is rejected as stale_trade_ts (env STREAM_MIN_TRADE_TS)")
     settings.add_window_options(parser, env)

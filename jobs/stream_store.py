@@ -18,6 +18,7 @@ from cassandra.cluster import Cluster, Session
 from cassandra.concurrent import execute_concurrent, execute_concurrent_with_args
 from cassandra.query import BatchStatement, BatchType, PreparedStatement
 
+from contract.cassandra import make_cluster
 from jobs.panes import PARTIAL_VALUES, Pane, Partial
 from jobs.settings import CassandraTarget
 from jobs.transforms import MINUTE_COLUMNS, MOVING_COLUMNS
@@ -85,12 +86,8 @@ class BatchReport:
 
 
 def connect(target: CassandraTarget) -> tuple[Cluster, Session]:
-    from cassandra.auth import PlainTextAuthProvider
-
-    auth = (PlainTextAuthProvider(target.username, target.password or "")
-            if target.username else None)
-    hosts = [h.strip() for h in target.host.split(",") if h.strip()]
-    cluster = Cluster(hosts, port=target.port, auth_provider=auth)
+    cluster = make_cluster(target.host, target.port, username=target.username,
+                           password=target.password)
     return cluster, cluster.connect()
 
 

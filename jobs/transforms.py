@@ -11,12 +11,14 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from functools import cache, reduce
 
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql.avro.functions import from_avro, to_avro
+
+from contract import validation
 
 Transform = Callable[[DataFrame], DataFrame]
 
@@ -52,12 +54,12 @@ class TradeBounds:
     record's Kafka timestamp, which the broker's clock set when it was produced.
     """
 
-    max_clock_skew: timedelta = timedelta(seconds=60)
-    min_trade_ts: datetime = datetime(2000, 1, 1, tzinfo=timezone.utc)
-    min_price: float = 1e-12
-    max_price: float = 1e15
-    max_volume: float = 1e15
-    max_symbol_length: int = 64
+    max_clock_skew: timedelta = validation.MAX_FUTURE_SKEW
+    min_trade_ts: datetime = validation.MIN_TRADE_TS
+    min_price: float = validation.MIN_PRICE
+    max_price: float = validation.MAX_PRICE
+    max_volume: float = validation.MAX_VOLUME
+    max_symbol_length: int = validation.MAX_SYMBOL_CHARS
 
 
 def utc_date(ts: Column) -> Column:

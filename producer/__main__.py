@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import NoReturn
 
+import contract
 from producer.app import main
 from producer.config import (
     DEFAULT_MAX_FUTURE_SKEW_S,
@@ -54,10 +55,11 @@ def _env(name: str, default: str | None = None) -> str | None:
 def _common_options() -> argparse.ArgumentParser:
     parent = _Parser(add_help=False, allow_abbrev=False)
     add = parent.add_argument
-    add("--bootstrap-servers", default=_env("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092"),
+    add("--bootstrap-servers", default=_env("KAFKA_BOOTSTRAP_SERVERS", contract.BOOTSTRAP_SERVERS),
         help="Kafka bootstrap servers, comma-separated (env KAFKA_BOOTSTRAP_SERVERS)")
-    add("--topic", default=_env("KAFKA_TOPIC", "Market"), help="trade topic (env KAFKA_TOPIC)")
-    add("--dead-letter-topic", default=_env("KAFKA_DEAD_LETTER_TOPIC", "Market.rejected"),
+    add("--topic", default=_env("KAFKA_TOPIC", contract.TOPIC),
+        help="trade topic (env KAFKA_TOPIC)")
+    add("--dead-letter-topic", default=_env("KAFKA_DEAD_LETTER_TOPIC", contract.DEAD_LETTER_TOPIC),
         help="topic for rejected input (env KAFKA_DEAD_LETTER_TOPIC)")
     add("--linger-ms", type=int, default=_env("KAFKA_LINGER_MS", "20"),
         help="env KAFKA_LINGER_MS")

@@ -19,9 +19,10 @@ from typing import Any
 
 import fastavro
 
+import contract
 from producer.messages import Trade
 
-SCHEMA_PATH = Path(__file__).resolve().parent.parent / "schemas" / "trade.avsc"
+SCHEMA_PATH = contract.SCHEMA_PATH
 
 
 def load_schema(path: Path = SCHEMA_PATH) -> dict[str, Any]:

@@ -11,8 +11,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import parse_qsl, urlsplit
 
+import contract
+from contract import validation
+from contract.validation import MIN_TRADE_TS_MS
 from producer.errors import EXIT_USAGE, FatalError
-from producer.messages import MIN_TRADE_TS_MS
 
 # Finnhub's free tier accepts about 50 symbols per connection; beyond that it answers
 # "Subscribing to too many symbols" and the extra symbols silently get no data.
@@ -22,7 +24,7 @@ FREE_TIER_MAX_SYMBOLS = 50
 MAX_SECONDS = 366 * 86_400
 # Replay slower than 1/1000 of real time is no replay; faster than 1000x is speed 0.
 MIN_SPEED, MAX_SPEED = 0.001, 1000.0
-DEFAULT_MAX_FUTURE_SKEW_S = 60.0
+DEFAULT_MAX_FUTURE_SKEW_S = validation.MAX_FUTURE_SKEW.total_seconds()
 
 
 @dataclass(frozen=True)
@@ -42,9 +44,9 @@ class Secret:
 
 @dataclass(frozen=True)
 class KafkaConfig:
-    bootstrap_servers: str = "127.0.0.1:9092"
-    topic: str = "Market"
-    dead_letter_topic: str = "Market.rejected"
+    bootstrap_servers: str = contract.BOOTSTRAP_SERVERS
+    topic: str = contract.TOPIC
+    dead_letter_topic: str = contract.DEAD_LETTER_TOPIC
     # A short linger lets a burst share one batch (and one lz4 frame) without adding
     # noticeable latency to a trickle of live trades.
     linger_ms: int = 20

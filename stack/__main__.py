@@ -4,6 +4,7 @@ Kafka + Cassandra stack, and on demand (`up --on-cluster`) a Spark standalone cl
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import math
 import os
@@ -11,75 +12,77 @@ import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from stack import class_archive, jars, lifecycle, pipeline, process, spark_cluster
-from stack.config import DEFAULT_WORK_DIR, StackConfig
-from stack.errors import StackError
+import contract
+from contract import env as envvars
+from contract.exits import ExitError, exit_code
+from stack import class_archive, jars, lifecycle, pipeline, spark_cluster
+from stack.config import StackConfig, from_env, parse_ports
 from stack.pipeline import RunConfig
 
-
-def _env(name: str, default: str) -> str:
-    return os.environ.get(name, default)
+DEFAULT_SYMBOLS = "BINANCE:BTCUSDT,BINANCE:ETHUSDT,BINANCE:SOLUSDT"
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
+    """The flags; each defaults to what stack.config.from_env reads from environ."""
+    base = from_env(environ)
     parser = argparse.ArgumentParser(prog="python -m stack", description=__doc__)
     parser.add_argument("command", choices=("up", "down", "status", "jars", "schema",
                                             "class-archive", "run"))
     add = parser.add_argument
-    add("--work-dir", type=Path, default=Path(_env("STACK_WORK_DIR", str(DEFAULT_WORK_DIR))),
+    add("--work-dir", type=Path, default=base.work_dir,
         help="jars, data and logs (env STACK_WORK_DIR)")
-    add("--kafka-port", type=int, default=int(_env("KAFKA_PORT", "9092")), help="env KAFKA_PORT")
-    add("--kafka-controller-port", type=int, default=int(_env("KAFKA_CONTROLLER_PORT", "9093")),
+    add("--kafka-port", type=int, default=base.kafka_port, help="env KAFKA_PORT")
+    add("--kafka-controller-port", type=int, default=base.kafka_controller_port,
         help="env KAFKA_CONTROLLER_PORT")
-    add("--kafka-heap", default=_env("KAFKA_HEAP", "512m"), help="env KAFKA_HEAP")
-    add("--cassandra-port", type=int, default=int(_env("CASSANDRA_PORT", "9042")),
+    add("--kafka-heap", default=base.kafka_heap, help="env KAFKA_HEAP")
+    add("--cassandra-port", type=int, default=base.cassandra_port,
         help="CQL native port (env CASSANDRA_PORT)")
-    add("--cassandra-storage-port", type=int,
-        default=int(_env("CASSANDRA_STORAGE_PORT", "7000")), help="env CASSANDRA_STORAGE_PORT")
-    add("--cassandra-heap", default=_env("CASSANDRA_HEAP", "1G"), help="env CASSANDRA_HEAP")
-    add("--topic", default=_env("KAFKA_TOPIC", "Market"), help="env KAFKA_TOPIC")
-    add("--partitions", type=int, default=int(_env("KAFKA_TOPIC_PARTITIONS", "3")),
+    add("--cassandra-storage-port", type=int, default=base.cassandra_storage_port,
+        help="env CASSANDRA_STORAGE_PORT")
+    add("--cassandra-heap", default=base.cassandra_heap, help="env CASSANDRA_HEAP")
+    add("--topic", default=base.topic, help="env KAFKA_TOPIC")
+    add("--partitions", type=int, default=base.topic_partitions,
         help="partitions of a newly created topic (env KAFKA_TOPIC_PARTITIONS)")
-    add("--dead-letter-topic", default=_env("KAFKA_DEAD_LETTER_TOPIC", "Market.rejected"),
+    add("--dead-letter-topic", default=base.dead_letter_topic,
         help="env KAFKA_DEAD_LETTER_TOPIC")
-    add("--keyspace", default=_env("CASSANDRA_KEYSPACE", "market"), help="env CASSANDRA_KEYSPACE")
-    add("--java", default=_env("JAVA", "java"), help="java executable (env JAVA)")
-    add("--maven", default=_env("MAVEN", "mvn"), help="mvn executable (env MAVEN)")
-    add("--symbols", default=_env("FINNHUB_SYMBOLS",
-                                  "BINANCE:BTCUSDT,BINANCE:ETHUSDT,BINANCE:SOLUSDT"),
+    add("--keyspace", default=base.keyspace, help="env CASSANDRA_KEYSPACE")
+    add("--java", default=base.java, help="java executable (env JAVA)")
+    add("--maven", default=base.maven, help="mvn executable (env MAVEN)")
+    add("--symbols", default=envvars.get(environ, "FINNHUB_SYMBOLS", DEFAULT_SYMBOLS),
         help="run: symbols to stream (env FINNHUB_SYMBOLS)")
-    add("--synthetic-rate", type=float, default=float(_env("SYNTHETIC_RATE", "50")),
+    add("--synthetic-rate", type=float,
+        default=float(envvars.get(environ, "SYNTHETIC_RATE", "50")),
         help="run without FINNHUB_TOKEN: synthetic trades per second (env SYNTHETIC_RATE)")
-    add("--status-interval", type=_interval, default=_interval(_env("STACK_STATUS_INTERVAL", "5")),
+    add("--status-interval", type=_interval,
+        default=_interval(envvars.get(environ, "STACK_STATUS_INTERVAL", "5")),
         help="`run`: seconds between two status lines, 0 for none (env STACK_STATUS_INTERVAL)")
     add("--producer-metrics-port", type=_port,
-        default=_port(_env("PRODUCER_METRICS_PORT", "9464")),
+        default=_port(envvars.get(environ, "PRODUCER_METRICS_PORT",
+                                  str(contract.PRODUCER_METRICS_PORT))),
         help="`run`: the producer's Prometheus /metrics on 127.0.0.1, 0 for none"
              " (env PRODUCER_METRICS_PORT)")
-    add("--start-timeout", type=float, default=float(_env("STACK_START_TIMEOUT", "180")),
+    add("--start-timeout", type=float, default=base.start_timeout_s,
         help="seconds to wait for readiness (env STACK_START_TIMEOUT)")
-    add("--on-cluster", action="store_true",
-        default=_env("RUN_ON_CLUSTER", "0").lower() in ("1", "true", "yes"),
+    add("--on-cluster", action="store_true", default=envvars.flag(environ, "RUN_ON_CLUSTER"),
         help="up: also start the Spark standalone cluster; run: spark-submit the stream job"
              " to it (env RUN_ON_CLUSTER=1)")
-    add("--spark-master-port", type=int, default=int(_env("SPARK_MASTER_PORT", "7077")),
+    add("--spark-master-port", type=int, default=base.spark_master_port,
         help="env SPARK_MASTER_PORT")
-    add("--spark-master-ui-port", type=int,
-        default=int(_env("SPARK_MASTER_WEBUI_PORT", "8080")), help="env SPARK_MASTER_WEBUI_PORT")
-    add("--spark-worker-ports", type=_ports,
-        default=_ports(_env("SPARK_WORKER_PORTS", "7078,7079")),
+    add("--spark-master-ui-port", type=int, default=base.spark_master_ui_port,
+        help="env SPARK_MASTER_WEBUI_PORT")
+    add("--spark-worker-ports", type=_ports, default=base.spark_worker_ports,
         help="one RPC port per worker (env SPARK_WORKER_PORTS)")
-    add("--spark-worker-ui-ports", type=_ports,
-        default=_ports(_env("SPARK_WORKER_WEBUI_PORTS", "8081,8082")),
+    add("--spark-worker-ui-ports", type=_ports, default=base.spark_worker_ui_ports,
         help="one web UI port per worker (env SPARK_WORKER_WEBUI_PORTS)")
-    add("--spark-worker-memory", default=_env("SPARK_WORKER_MEMORY", "1g"),
+    add("--spark-worker-memory", default=base.spark_worker_memory,
         help="memory each worker offers its executors (env SPARK_WORKER_MEMORY)")
+    parser.set_defaults(base=base)
     return parser
 
 
 def _ports(text: str) -> tuple[int, ...]:
     try:
-        return tuple(int(part) for part in text.split(",") if part.strip())
+        return parse_ports(text)
     except ValueError as err:
         raise argparse.ArgumentTypeError(f"not a comma-separated list of ports: {text!r}") from err
 
@@ -104,18 +107,20 @@ def _port(text: str) -> int:
     return value
 
 
-def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
-    return build_parser().parse_args(argv)
+def parse_args(argv: Sequence[str] | None = None,
+               environ: Mapping[str, str] = os.environ) -> argparse.Namespace:
+    return build_parser(environ).parse_args(argv)
 
 
 def parse_config(argv: Sequence[str] | None = None,
                  environ: Mapping[str, str] = os.environ) -> tuple[str, StackConfig]:
-    return _stack_config(parse_args(argv), environ)
+    return stack_config(parse_args(argv, environ))
 
 
-def _stack_config(args: argparse.Namespace,
-                  environ: Mapping[str, str]) -> tuple[str, StackConfig]:
-    config = StackConfig(
+def stack_config(args: argparse.Namespace) -> tuple[str, StackConfig]:
+    """The command and the stack: the environment's config with the flags applied."""
+    config = dataclasses.replace(
+        args.base,
         work_dir=args.work_dir.resolve(), kafka_port=args.kafka_port,
         kafka_controller_port=args.kafka_controller_port, kafka_heap=args.kafka_heap,
         cassandra_port=args.cassandra_port, cassandra_storage_port=args.cassandra_storage_port,
@@ -126,7 +131,6 @@ def _stack_config(args: argparse.Namespace,
         spark_worker_ports=args.spark_worker_ports,
         spark_worker_ui_ports=args.spark_worker_ui_ports,
         spark_worker_memory=args.spark_worker_memory,
-        server_env=process.allowed_env(environ),
     )
     return args.command, config
 
@@ -158,7 +162,7 @@ def main(command: str, config: StackConfig, on_cluster: bool = False) -> int:
 def run_config(args: argparse.Namespace, config: StackConfig) -> RunConfig:
     # Only the presence of the token is read here; its value stays in the environment
     # the producer inherits, out of every command line.
-    return RunConfig(stack=config, live=bool(os.environ.get("FINNHUB_TOKEN")),
+    return RunConfig(stack=config, live=envvars.optional(os.environ, "FINNHUB_TOKEN") is not None,
                      symbols=args.symbols, synthetic_rate=args.synthetic_rate,
                      on_cluster=args.on_cluster, status_interval_s=args.status_interval,
                      producer_metrics_port=args.producer_metrics_port)
@@ -171,10 +175,10 @@ if __name__ == "__main__":
         logging.getLogger(noisy).setLevel(logging.CRITICAL)
     try:
         arguments = parse_args()
-        command, stack_config = _stack_config(arguments, os.environ)
+        command, config = stack_config(arguments)
         if command == "run":
-            sys.exit(pipeline.run(run_config(arguments, stack_config), dict(os.environ)))
-        sys.exit(main(command, stack_config, on_cluster=arguments.on_cluster))
-    except StackError as err:
+            sys.exit(pipeline.run(run_config(arguments, config), dict(os.environ)))
+        sys.exit(main(command, config, on_cluster=arguments.on_cluster))
+    except ExitError as err:
         print(f"error: {err}", file=sys.stderr)
-        sys.exit(2)
+        sys.exit(exit_code(err))

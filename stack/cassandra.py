@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 
+from contract.cassandra import make_cluster
 from stack import jars
 from stack.config import StackConfig
 from stack.server import Server, classpath, common_jvm_options, render
@@ -34,10 +35,9 @@ def jvm_module_options() -> list[str]:
 
 
 def cassandra_ready(host: str, port: int) -> bool:
-    from cassandra.cluster import Cluster, NoHostAvailable  # heavy import, only when checking
+    from cassandra.cluster import NoHostAvailable  # heavy import, only when checking
 
-    cluster = Cluster([host], port=port, connect_timeout=3, control_connection_timeout=3,
-                      protocol_version=5)
+    cluster = make_cluster(host, port, connect_timeout_s=3)
     try:
         session = cluster.connect()
         session.execute("SELECT release_version FROM system.local", timeout=5)

@@ -28,7 +28,7 @@ import time
 from collections.abc import Mapping
 from pathlib import Path
 
-from jobs.settings import CLASS_ARCHIVE_IN_WORK_DIR
+from contract import CLASS_ARCHIVE_IN_WORK_DIR
 from stack import jars, process, scratch, spark_cluster
 from stack.config import PROJECT_ROOT, StackConfig
 from stack.errors import StackError

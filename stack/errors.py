@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from contract.exits import ExitCode, ExitError
 
-class StackError(RuntimeError):
+
+class StackError(ExitError):
     """A failure with an actionable hint, printed without a traceback by the CLI."""
+
+    exit_code = ExitCode.USAGE
 
     def __init__(self, message: str, hint: str = "") -> None:
         super().__init__(message)

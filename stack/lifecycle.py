@@ -6,7 +6,9 @@ import logging
 import time
 from dataclasses import dataclass
 
-from stack import cassandra, jars, kafka, process, schema, spark_cluster
+from contract import schema
+from contract.cassandra import make_cluster
+from stack import cassandra, jars, kafka, process, spark_cluster
 from stack.config import StackConfig
 from stack.errors import StackError
 from stack.server import Server
@@ -97,9 +99,7 @@ def _start(config: StackConfig, group: list[Server]) -> list[str]:
 
 def provision(config: StackConfig) -> list[str]:
     """Apply cql/ and create the topics; both steps are idempotent."""
-    from cassandra.cluster import Cluster
-
-    cluster = Cluster([config.host], port=config.cassandra_port, protocol_version=5)
+    cluster = make_cluster(config.host, config.cassandra_port)
     try:
         count = schema.apply(cluster.connect(), config.keyspace)
     finally:

@@ -10,6 +10,9 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
+import contract
+from contract import exits
+from contract.cassandra import make_cluster
 from stack import class_archive, process, spark_cluster, spark_submit
 from stack.config import StackConfig
 from stack.errors import StackError
@@ -19,7 +22,7 @@ from stack.supervisor import Program, RestartPolicy, Supervisor
 log = logging.getLogger(__name__)
 
 # The producer's exit codes that a restart cannot fix: bad options, rejected token.
-PRODUCER_FATAL = frozenset({2, 3})
+PRODUCER_FATAL = exits.PERMANENT
 
 # What each program may inherit from the caller's environment besides process.BASE_ENV.
 # FINNHUB_ (the token among it) is the producer's alone.
@@ -40,7 +43,7 @@ class RunConfig:
     # Seconds between two status lines (stack.status); 0: none.
     status_interval_s: float = 5.0
     # The producer's Prometheus /metrics on 127.0.0.1; 0: none.
-    producer_metrics_port: int = 9464
+    producer_metrics_port: int = contract.PRODUCER_METRICS_PORT
 
     @property
     def run_dir(self) -> Path:
@@ -130,11 +133,11 @@ def run(config: RunConfig, base_env: dict[str, str]) -> int:
 
 def start_status(config: RunConfig) -> StatusLine | None:
     """The status line on its own thread; without Cassandra, the pipeline runs without it."""
-    from cassandra.cluster import Cluster, NoHostAvailable
+    from cassandra.cluster import NoHostAvailable
 
     stack = config.stack
     try:
-        cluster = Cluster([stack.host], port=stack.cassandra_port, protocol_version=5)
+        cluster = make_cluster(stack.host, stack.cassandra_port)
         session = cluster.connect()
         progress = ProgressReader(session, stack.keyspace)
     except (NoHostAvailable, OSError) as err:

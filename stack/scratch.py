@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import uuid
 
-from stack import kafka, schema
+from contract import schema
+from contract.cassandra import make_cluster
+from stack import kafka
 from stack.config import StackConfig
 
 
@@ -20,9 +22,7 @@ def fresh_topic(stack: StackConfig, partitions: int = 3, prefix: str = "bench") 
 
 def fresh_keyspace(stack: StackConfig, prefix: str = "bench"):
     """(session, keyspace) with the full cql/ schema applied."""
-    from cassandra.cluster import Cluster
-
-    cluster = Cluster([stack.host], port=stack.cassandra_port, protocol_version=5)
+    cluster = make_cluster(stack.host, stack.cassandra_port)
     try:
         session = cluster.connect()
         name = f"{prefix}_{uuid.uuid4().hex[:8]}"

@@ -19,16 +19,17 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import contract
 from stack import jars
 from stack.config import PROJECT_ROOT, StackConfig
 from stack.spark_cluster import spark_home
 
-# What the jobs import from this project: jobs.* only (stack.jars is imported by
-# jobs.session for local masters alone). tests/stack/test_spark_submit.py checks it.
-PACKAGES = ("jobs",)
+# What the jobs import from this project: jobs.* and the shared contract, never
+# stack/ or producer/. tests/stack/test_spark_submit.py checks it.
+PACKAGES = ("contract", "jobs")
 STREAM_JOB = PROJECT_ROOT / "jobs" / "stream_processor.py"
 RECOMPUTE_JOB = PROJECT_ROOT / "jobs" / "recompute.py"
-AVRO_SCHEMA = PROJECT_ROOT / "schemas" / "trade.avsc"
+AVRO_SCHEMA = contract.SCHEMA_PATH
 # A fixed timestamp makes the zip a function of the sources alone.
 _ZIP_TIME = (2000, 1, 1, 0, 0, 0)
 

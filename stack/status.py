@@ -19,11 +19,12 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 from typing import Any, TextIO
 
+import contract
 from jobs.kafka_lag import TopicEnds
 
 log = logging.getLogger(__name__)
 
-JOB = "market"  # the stream query's name: stream_progress.job
+JOB = contract.QUERY_NAME  # stream_progress.job
 MEASURED = ("kafka_lag_ms", "trade_latency_p50_ms", "trade_latency_p99_ms")
 PROGRESS_COLUMNS = ("batch_id", "started_at", "finished_at", "trades", "rejected",
                     "kafka_lag_records", "kafka_lag_ms", "trade_latency_p50_ms",

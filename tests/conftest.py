@@ -17,9 +17,10 @@ from pathlib import Path
 import pytest
 from producer_testing import ProducerRun
 
-from stack import jars, lifecycle, schema
-from stack.__main__ import parse_config
-from stack.config import StackConfig
+from contract import schema
+from contract.cassandra import make_cluster
+from stack import jars, lifecycle
+from stack.config import StackConfig, from_env
 from stack.errors import StackError
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -30,8 +31,8 @@ os.environ.setdefault("PYARROW_IGNORE_TIMEZONE", "1")
 
 @pytest.fixture(scope="session")
 def stack_config() -> StackConfig:
-    # The same flags/env the `python -m stack` CLI reads, so tests use the user's ports.
-    return parse_config(["status"])[1]
+    # The same environment the `python -m stack` CLI reads, so tests use the user's ports.
+    return from_env(os.environ)
 
 
 @pytest.fixture(scope="session")
@@ -83,13 +84,9 @@ def kafka_bootstrap(stack: StackConfig) -> str:
 
 @pytest.fixture(scope="session")
 def cassandra_session(stack: StackConfig):
-    from cassandra.cluster import Cluster
-    from cassandra.policies import ConstantReconnectionPolicy
-
     # Fault tests restart Cassandra: reconnect every second rather than backing off
     # for minutes, so the session is usable again soon after the node is.
-    cluster = Cluster([stack.host], port=stack.cassandra_port, protocol_version=5,
-                      reconnection_policy=ConstantReconnectionPolicy(1.0, None))
+    cluster = make_cluster(stack.host, stack.cassandra_port, reconnect_every_s=1.0)
     session = cluster.connect()
     yield session
     cluster.shutdown()

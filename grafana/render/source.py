@@ -6,10 +6,10 @@ from collections.abc import Sequence
 from typing import Any
 
 from cassandra import ConsistencyLevel
-from cassandra.auth import PlainTextAuthProvider
 from cassandra.cluster import Cluster, Session
 from cassandra.query import SimpleStatement, tuple_factory
 
+from contract.cassandra import make_cluster
 from grafana.render.queries import Statement
 
 QUERY_TIMEOUT_S = 30.0
@@ -25,9 +25,8 @@ class CassandraSource:
     @classmethod
     def connect(cls, host: str, port: int, keyspace: str, username: str | None = None,
                 password: str | None = None) -> tuple[Cluster, CassandraSource]:
-        auth = PlainTextAuthProvider(username, password or "") if username else None
-        cluster = Cluster([host], port=port, auth_provider=auth, protocol_version=5,
-                          connect_timeout=10)
+        cluster = make_cluster(host, port, username=username, password=password,
+                               connect_timeout_s=10)
         return cluster, cls(cluster.connect(keyspace))
 
     def run(self, statement: Statement) -> tuple[Sequence[str], Sequence[Sequence[Any]]]:

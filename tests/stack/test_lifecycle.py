@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from contract.cassandra import make_cluster
 from stack import kafka, lifecycle, process
 from stack.config import StackConfig
 from stack.errors import StackError
@@ -40,9 +41,7 @@ def _project_java_pids(state_dir: Path) -> list[int]:
 
 
 def _cql(config: StackConfig, statement: str) -> list:
-    from cassandra.cluster import Cluster
-
-    cluster = Cluster([config.host], port=config.cassandra_port, protocol_version=5)
+    cluster = make_cluster(config.host, config.cassandra_port)
     try:
         return list(cluster.connect().execute(statement, timeout=30))
     finally:

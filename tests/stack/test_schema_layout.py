@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from stack import schema
+from contract import schema
 from stack.errors import StackError
 
 pytestmark = pytest.mark.integration

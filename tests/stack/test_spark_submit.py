@@ -21,7 +21,9 @@ def test_artifact_holds_every_module_of_the_packages_and_is_reproducible(tmp_pat
     first = spark_submit.build_py_files(tmp_path / "a.zip")
     second = spark_submit.build_py_files(tmp_path / "b.zip")
     expected = sorted(p.relative_to(PROJECT_ROOT).as_posix()
-                      for p in (PROJECT_ROOT / "jobs").rglob("*.py"))
+                      for package in spark_submit.PACKAGES
+                      for p in (PROJECT_ROOT / package).rglob("*.py"))
+    assert set(spark_submit.PACKAGES) == {"contract", "jobs"}
     assert sorted(zipfile.ZipFile(first).namelist()) == expected
     assert first.read_bytes() == second.read_bytes()
     # Built beside the target and renamed: no partial file is left behind.

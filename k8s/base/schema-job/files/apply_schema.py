@@ -32,7 +32,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from stack import schema
+import contract
+from contract import env as envvars
+from contract import schema
+from contract.cassandra import contact_points, make_cluster
 
 log = logging.getLogger("apply_schema")
 
@@ -81,38 +84,37 @@ def _role(env: Mapping[str, str], prefix: str) -> Role | None:
 
 
 def settings_from(env: Mapping[str, str]) -> Settings:
-    replication = env.get("CASSANDRA_REPLICATION", schema.LOCAL_REPLICATION).strip()
+    replication = envvars.get(env, "CASSANDRA_REPLICATION", schema.LOCAL_REPLICATION)
     if not REPLICATION.match(replication):
         raise SystemExit(f"CASSANDRA_REPLICATION is not a replication map: {replication!r}")
-    keyspace = env.get("CASSANDRA_KEYSPACE", "market").strip()
+    keyspace = envvars.get(env, "CASSANDRA_KEYSPACE", contract.KEYSPACE)
     if not ROLE_NAME.match(keyspace):
         raise SystemExit(f"CASSANDRA_KEYSPACE is not a plain identifier: {keyspace!r}")
     admin = _role(env, "CASSANDRA_ADMIN")
     if admin is not None and admin.name == DEFAULT_SUPERUSER[0]:
         raise SystemExit("CASSANDRA_ADMIN_USERNAME must not be the built-in 'cassandra' role")
     return Settings(
-        hosts=tuple(h.strip() for h in env.get("CASSANDRA_HOST", "127.0.0.1").split(",")
-                    if h.strip()),
-        port=int(env.get("CASSANDRA_PORT", "9042")),
+        hosts=tuple(contact_points(envvars.get(env, "CASSANDRA_HOST", contract.CASSANDRA_HOST))),
+        port=int(envvars.get(env, "CASSANDRA_PORT", str(contract.CASSANDRA_PORT))),
         keyspace=keyspace,
         replication=replication,
         admin=admin,
         app=_role(env, "CASSANDRA_APP"),
         grafana=_role(env, "CASSANDRA_GRAFANA"),
-        wait_s=float(env.get("SCHEMA_WAIT_SECONDS", "600")),
+        wait_s=float(envvars.get(env, "SCHEMA_WAIT_SECONDS", "600")),
     )
 
 
 def driver_connect(settings: Settings) -> Connect:
     """A connect(role) function backed by cassandra-driver; role None = no auth."""
     from cassandra import AuthenticationFailed
-    from cassandra.auth import PlainTextAuthProvider
-    from cassandra.cluster import Cluster, NoHostAvailable
+    from cassandra.cluster import NoHostAvailable
 
     def connect(role: Role | None) -> Any:
-        auth = PlainTextAuthProvider(role.name, role.password) if role else None
-        cluster = Cluster(list(settings.hosts), port=settings.port, auth_provider=auth,
-                          protocol_version=5, connect_timeout=10)
+        cluster = make_cluster(settings.hosts, settings.port,
+                               username=role.name if role else None,
+                               password=role.password if role else None,
+                               connect_timeout_s=10)
         try:
             return cluster.connect()
         except NoHostAvailable as err:

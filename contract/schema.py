@@ -1,5 +1,9 @@
 """Apply the idempotent CQL files in cql/ to a Cassandra cluster.
 
+The one applier: `python -m stack schema` (the local stack) and the Kubernetes schema
+Job (k8s/base/schema-job) both run apply(), which also adds the columns a newer
+schema declares to tables an older one created.
+
 The files hold `${keyspace}` and `${replication}` placeholders so the same schema
 serves the local stack (SimpleStrategy, RF 1), the tests (their own keyspace) and
 a cluster (NetworkTopologyStrategy).
@@ -13,13 +17,16 @@ from pathlib import Path
 from string import Template
 from typing import Any
 
-from stack.config import PROJECT_ROOT
-from stack.errors import StackError
+from contract import CQL_DIR
+from contract.exits import UsageError
 
 log = logging.getLogger(__name__)
 
-CQL_DIR = PROJECT_ROOT / "cql"
 LOCAL_REPLICATION = "{'class': 'SimpleStrategy', 'replication_factor': 1}"
+
+
+class SchemaError(UsageError):
+    """The keyspace holds a table this schema cannot bring up to date in place."""
 
 
 def strip_comments(text: str) -> str:
@@ -94,7 +101,7 @@ def check_layout(session: Any, statements_: list[str]) -> list[str]:
                         timeout=60)
         added.append(f"{keyspace}.{table}: added {', '.join(missing)}")
     if stale:
-        raise StackError(
+        raise SchemaError(
             "tables with an older layout: " + "; ".join(stale) + ". Their key changed, so"
             " they cannot be altered: drop them (DROP TABLE ...) and apply the schema again."
             " minute_trades and moving_means are derived from trades: rebuild them with"
