@@ -6,7 +6,6 @@ from __future__ import annotations
 import pytest
 
 from contract import schema
-from stack.errors import StackError
 
 pytestmark = pytest.mark.integration
 
@@ -22,7 +21,7 @@ def test_an_older_table_layout_is_named_instead_of_left_to_fail_every_write(
         " window_start timestamp, trade_count bigint, arithmetic_mean double,"
         " geometric_mean double, harmonic_mean double,"
         " PRIMARY KEY ((symbol), window_end))", timeout=60)
-    with pytest.raises(StackError, match=rf"{keyspace}\.moving_means \(missing "
+    with pytest.raises(schema.SchemaError, match=rf"{keyspace}\.moving_means \(missing "
                                          r"slide_seconds, window_seconds\).*drop them"):
         schema.apply(cassandra_session, keyspace)
     # Applying to an up-to-date keyspace again is a no-op that passes the check.
