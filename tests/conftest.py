@@ -3,6 +3,12 @@
 Tests that need the stack start it if it is not running and stop it again at the
 end of the session (set STACK_KEEP=1 to leave it up). They never skip: a stack that
 cannot start fails them loudly, with the reason, in CI and on a laptop alike.
+
+A test is marked by the fixtures it uses: one that reaches the `stack` fixture (also
+through kafka_bootstrap, cassandra_session, make_keyspace, make_topic or a fixture of
+its own) is `integration`, one that uses `spark` is `spark`. So
+`-m "not integration"` (`make test-unit`) never starts a server, however a test
+came to need one.
 """
 
 from __future__ import annotations
@@ -27,6 +33,19 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 # pyspark.testing imports pandas-on-Spark, which asks for this before any Spark starts.
 os.environ.setdefault("PYARROW_IGNORE_TIMEZONE", "1")
+
+# Fixture -> the marker every test that depends on it, directly or not, gets.
+MARKED_BY_FIXTURE = {"stack": "integration", "spark": "spark"}
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    # tryfirst: the markers must be there before `-m` deselects by them.
+    for item in items:
+        closure = set(getattr(item, "fixturenames", ()))
+        for fixture, marker in MARKED_BY_FIXTURE.items():
+            if fixture in closure and item.get_closest_marker(marker) is None:
+                item.add_marker(marker)
 
 
 @pytest.fixture(scope="session")
