@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from marks_testing import mark_by_fixtures
 from producer_testing import ProducerRun
 
 from contract import schema
@@ -34,18 +35,11 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 # pyspark.testing imports pandas-on-Spark, which asks for this before any Spark starts.
 os.environ.setdefault("PYARROW_IGNORE_TIMEZONE", "1")
 
-# Fixture -> the marker every test that depends on it, directly or not, gets.
-MARKED_BY_FIXTURE = {"stack": "integration", "spark": "spark"}
-
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    # tryfirst: the markers must be there before `-m` deselects by them.
-    for item in items:
-        closure = set(getattr(item, "fixturenames", ()))
-        for fixture, marker in MARKED_BY_FIXTURE.items():
-            if fixture in closure and item.get_closest_marker(marker) is None:
-                item.add_marker(marker)
+    # tryfirst: the marks must be there before `-m` deselects by them.
+    mark_by_fixtures(items)
 
 
 @pytest.fixture(scope="session")

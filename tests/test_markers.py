@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from conftest import pytest_collection_modifyitems
+from marks_testing import mark_by_fixtures
 
 ROOT = Path(__file__).resolve().parent.parent
 WAIT_TESTS = "tests/jobs/test_cassandra_wait.py"
@@ -30,7 +30,7 @@ def test_the_fixture_closure_decides_the_marks() -> None:
     items = [FakeItem(("tmp_path",)), FakeItem(("make_keyspace", "cassandra_session", "stack")),
              FakeItem(("spark", "stack_config")), FakeItem(("spark", "stack")),
              FakeItem(("stack",), ["integration"])]
-    pytest_collection_modifyitems(items)  # type: ignore[arg-type]
+    mark_by_fixtures(items)
     assert [item.marks for item in items] == [
         [], ["integration"], ["spark"], ["integration", "spark"], ["integration"]]
 
