@@ -138,6 +138,15 @@ def test_tests_and_benchmarks_take_the_stack_config_from_a_function() -> None:
     assert hits == []
 
 
+def test_no_test_imports_a_conftest() -> None:
+    # Every tests/ folder's conftest is "conftest" on sys.path: which one an import
+    # finds depends on the run. Shared helpers live in tests/*_testing.py.
+    hits = [item.where(path) for path in (ROOT / "tests").rglob("*.py")
+            for item in imports_in(path.read_text(), package_of(path))
+            if item.top == "conftest"]
+    assert hits == []
+
+
 # ---------------------------------------------------------------- the checker itself
 
 def names(source: str, package: str = "jobs", part: str = "jobs") -> list[str]:
