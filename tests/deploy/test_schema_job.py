@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 from deploy_files import K8S
+from deploy_tools import kustomize_build
 
 SCRIPT = K8S / "base" / "schema-job" / "files" / "apply_schema.py"
 NTS = "{'class': 'NetworkTopologyStrategy', 'dc1': 3}"
@@ -262,3 +263,21 @@ def test_names_a_table_whose_key_changed_and_exits_with_the_usage_code(
     (message,) = [r.getMessage() for r in caplog.records if r.name == "apply_schema"]
     assert f"{keyspace}.moving_means (missing slide_seconds, window_seconds)" in message
     assert "drop them" in message
+
+
+@pytest.mark.parametrize("overlay", ["dev", "prod"])
+def test_the_job_creates_the_keyspace_the_stream_job_writes_to(overlay: str) -> None:
+    docs = kustomize_build(K8S / "overlays" / overlay)
+    (job_doc,) = [d for d in docs if d["kind"] == "Job"
+                  and d["metadata"]["name"] == "cassandra-schema"]
+    (app,) = [d for d in docs if d["kind"] == "SparkApplication"]
+    (container,) = job_doc["spec"]["template"]["spec"]["containers"]
+    # The same (hashed) ConfigMap as the stream job's driver, and no copy of its values.
+    assert [ref["configMapRef"]["name"] for ref in container["envFrom"]] == [
+        ref["configMapRef"]["name"] for ref in app["spec"]["driver"]["envFrom"]]
+    own = {e["name"] for e in container["env"]}
+    assert not own & {"CASSANDRA_HOST", "CASSANDRA_PORT", "CASSANDRA_KEYSPACE"}
+    settings = job.settings_from({**ENV, **next(
+        d["data"] for d in docs if d["kind"] == "ConfigMap"
+        and d["metadata"]["name"] == container["envFrom"][0]["configMapRef"]["name"])})
+    assert (settings.hosts, settings.port, settings.keyspace) == (("cassandra",), 9042, "market")
