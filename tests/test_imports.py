@@ -138,6 +138,24 @@ def test_tests_and_benchmarks_take_the_stack_config_from_a_function() -> None:
     assert hits == []
 
 
+def cluster_calls(source: str) -> list[int]:
+    """Lines that call a `Cluster(...)`: cassandra-driver's, however it was imported."""
+    return [node.lineno for node in ast.walk(ast.parse(source))
+            if isinstance(node, ast.Call) and (getattr(node.func, "id", None) == "Cluster"
+                                                or getattr(node.func, "attr", None) == "Cluster")]
+
+
+def test_one_cassandra_cluster_factory() -> None:
+    # contract.cassandra.make_cluster pins the protocol and handles credentials.
+    factory = ROOT / "contract" / "cassandra.py"
+    paths = [*(p for part in ALLOWED for p in modules(part)), *(ROOT / "tests").rglob("*.py")]
+    hits = [f"{path.relative_to(ROOT)}:{line}" for path in paths if path != factory
+            for line in cluster_calls(path.read_text())]
+    assert hits == []
+    assert cluster_calls(factory.read_text())
+    assert cluster_calls("from cassandra import cluster\ncluster.Cluster(['h'])") == [2]
+
+
 def test_no_test_imports_a_conftest() -> None:
     # Every tests/ folder's conftest is "conftest" on sys.path: which one an import
     # finds depends on the run. Shared helpers live in tests/*_testing.py.
