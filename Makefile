@@ -80,8 +80,11 @@ test: lint jars deploy-tools ## Run the full test suite (starts the stack if nee
 test-cluster: lint jars ## Only the tests that spark-submit the jobs to a private Spark cluster
 	$(PY) -m pytest -m cluster
 
+# Tests are marked integration by the fixtures they use (tests/conftest.py), so this
+# selection starts no Kafka or Cassandra. The Spark tests stay in: they run a local
+# session, which needs the connector jars but no server.
 .PHONY: test-unit
-test-unit: install ## Run only the tests that need no running stack
+test-unit: jars ## Run only the tests that need no running stack (no server is started)
 	$(PY) -m pytest -m "not integration and not faults"
 
 .PHONY: bench

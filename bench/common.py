@@ -28,8 +28,10 @@ def scratch_session(app_name: str) -> Iterator[tuple[StackConfig, SparkSession, 
     session, keyspace = fresh_keyspace(stack)
     try:
         target = CassandraTarget(host=stack.host, port=stack.cassandra_port, keyspace=keyspace)
-        # The job's driver maps the class archive of `make class-archive`: so does this one.
-        launch = SparkLaunch(class_archive=class_archive.archive_path(stack))
+        # The job's driver maps the class archive of `make class-archive` and loads the
+        # stack's connector jars (`make run` passes both): so does this one.
+        launch = SparkLaunch(jars_dir=stack.jars_dir,
+                             class_archive=class_archive.archive_path(stack))
         spark = start_session(app_name, launch, target)
         try:
             yield stack, spark, keyspace

@@ -157,6 +157,7 @@ def environment(stack, topic: str, keyspace: str, work: Path) -> dict[str, str]:
                KAFKA_DEAD_LETTER_TOPIC=stack.dead_letter_topic, CASSANDRA_KEYSPACE=keyspace,
                CASSANDRA_HOST=stack.host, CASSANDRA_PORT=str(stack.cassandra_port),
                STREAM_CHECKPOINT_ROOT=str(work / "checkpoints"),
+               SPARK_JARS_DIR=str(stack.jars_dir),
                SPARK_CLASS_ARCHIVE=str(class_archive.archive_path(stack)))
     return env
 

@@ -25,11 +25,12 @@ from typing import Any
 
 import yaml
 
+import contract
+from contract import env as envvars
 from grafana.options import add_cassandra_options
-from stack.config import PROJECT_ROOT, StackConfig
 
-GRAFANA_DIR = PROJECT_ROOT / "grafana"
-DEPLOYMENT = PROJECT_ROOT / "k8s" / "base" / "grafana" / "deployment.yaml"
+GRAFANA_DIR = contract.PROJECT_ROOT / "grafana"
+DEPLOYMENT = contract.PROJECT_ROOT / "k8s" / "base" / "grafana" / "deployment.yaml"
 NATIVE, ENGINES = ("grafana", "grafana-server"), ("docker", "podman")
 CONTAINER_HOME = "/etc/grafana"
 INSTALL_HELP = """\
@@ -44,11 +45,11 @@ then run `make grafana` again."""
 
 @dataclass(frozen=True)
 class LocalGrafanaConfig:
-    cassandra_host: str = StackConfig.host
-    cassandra_port: int = StackConfig.cassandra_port
-    keyspace: str = StackConfig.keyspace
+    cassandra_host: str = contract.CASSANDRA_HOST
+    cassandra_port: int = contract.CASSANDRA_PORT
+    keyspace: str = contract.KEYSPACE
     http_port: int = 3000
-    work_dir: Path = PROJECT_ROOT / ".work" / "grafana"
+    work_dir: Path = contract.WORK_DIR / "grafana"
     grafana_home: Path | None = None  # native only; default: next to the binary
     search_path: str | None = None  # PATH to search; None: the process's PATH
     system: str = platform.system()
@@ -218,15 +219,14 @@ def main(config: LocalGrafanaConfig) -> int:
     return 0
 
 
-def parse_config(argv: Sequence[str] | None = None) -> LocalGrafanaConfig:
-    env = os.environ.get
+def parse_config(argv: Sequence[str] | None, environ: Mapping[str, str]) -> LocalGrafanaConfig:
     parser = argparse.ArgumentParser(prog="python -m grafana.local", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     add = parser.add_argument
-    add_cassandra_options(parser, env)
-    add("--port", type=int, default=int(env("GRAFANA_PORT", "3000")),
+    add_cassandra_options(parser, environ)
+    add("--port", type=int, default=envvars.get(environ, "GRAFANA_PORT", "3000"),
         help="Grafana's HTTP port on 127.0.0.1 (env GRAFANA_PORT)")
-    add("--grafana-home", type=Path, default=env("GRAFANA_HOME"),
+    add("--grafana-home", type=Path, default=envvars.optional(environ, "GRAFANA_HOME"),
         help="a native Grafana's homepath (env GRAFANA_HOME)")
     add("--dry-run", action="store_true", help="print the commands, run nothing")
     args = parser.parse_args(argv)
@@ -238,4 +238,4 @@ def parse_config(argv: Sequence[str] | None = None) -> LocalGrafanaConfig:
 
 
 if __name__ == "__main__":
-    sys.exit(main(parse_config()))
+    sys.exit(main(parse_config(None, os.environ)))

@@ -3,20 +3,23 @@
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable
+from collections.abc import Mapping
 
-from stack.config import StackConfig
+import contract
+from contract import env as envvars
 
 
 def add_cassandra_options(parser: argparse.ArgumentParser,
-                          env: Callable[[str, str], str]) -> None:
+                          environ: Mapping[str, str]) -> None:
     """--cassandra-host, --cassandra-port, --keyspace, defaulting from the environment
-    (`env(name, default)`) and then from the local stack's settings."""
+    (unset or blank: the contract's defaults, where the local stack listens)."""
     add = parser.add_argument
-    add("--cassandra-host", default=env("CASSANDRA_HOST", StackConfig.host),
+    add("--cassandra-host", default=envvars.get(environ, "CASSANDRA_HOST", contract.CASSANDRA_HOST),
         help="env CASSANDRA_HOST")
+    # A string default goes through type=int as well: a bad CASSANDRA_PORT is a usage
+    # error naming the option, not a traceback.
     add("--cassandra-port", type=int,
-        default=int(env("CASSANDRA_PORT", str(StackConfig.cassandra_port))),
+        default=envvars.get(environ, "CASSANDRA_PORT", str(contract.CASSANDRA_PORT)),
         help="env CASSANDRA_PORT")
-    add("--keyspace", default=env("CASSANDRA_KEYSPACE", StackConfig.keyspace),
+    add("--keyspace", default=envvars.get(environ, "CASSANDRA_KEYSPACE", contract.KEYSPACE),
         help="the datasource's keyspace (env CASSANDRA_KEYSPACE)")

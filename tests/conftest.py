@@ -3,6 +3,12 @@
 Tests that need the stack start it if it is not running and stop it again at the
 end of the session (set STACK_KEEP=1 to leave it up). They never skip: a stack that
 cannot start fails them loudly, with the reason, in CI and on a laptop alike.
+
+A test is marked by the fixtures it uses: one that reaches the `stack` fixture (also
+through kafka_bootstrap, cassandra_session, make_keyspace, make_topic or a fixture of
+its own) is `integration`, one that uses `spark` is `spark`. So
+`-m "not integration"` (`make test-unit`) never starts a server, however a test
+came to need one.
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from marks_testing import mark_by_fixtures
 from producer_testing import ProducerRun
 
 from contract import schema
@@ -27,6 +34,12 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 # pyspark.testing imports pandas-on-Spark, which asks for this before any Spark starts.
 os.environ.setdefault("PYARROW_IGNORE_TIMEZONE", "1")
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    # tryfirst: the marks must be there before `-m` deselects by them.
+    mark_by_fixtures(items)
 
 
 @pytest.fixture(scope="session")

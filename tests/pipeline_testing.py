@@ -7,6 +7,7 @@ import contextlib
 import io
 import json
 import math
+import os
 import subprocess
 import sys
 import time
@@ -17,6 +18,8 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import fastavro
+
+from stack.config import from_env
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 AVRO_SCHEMA = fastavro.parse_schema(json.loads((PROJECT_ROOT / "schemas/trade.avsc").read_text()))
@@ -66,11 +69,14 @@ class Pipeline:
         return [s for s in self.sent if s.trade is not None]
 
     def job_args(self, checkpoint_root: Path) -> list[str]:
+        # The connector jars of the stack the tests use (STACK_WORK_DIR), as the spark
+        # fixture and `make run` take them, not the job's default under the project.
+        jars_dir = from_env(os.environ).jars_dir
         return [
             "--available-now", "--master", "local[2]", "--bootstrap-servers", self.bootstrap,
             "--topic", self.topic, "--keyspace", self.keyspace, "--cassandra-host", self.host,
             "--cassandra-port", str(self.cassandra_port),
-            "--checkpoint-root", str(checkpoint_root),
+            "--checkpoint-root", str(checkpoint_root), "--jars-dir", str(jars_dir),
         ]
 
 

@@ -18,22 +18,23 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
+import contract
+from contract import env as envvars
 from grafana.options import add_cassandra_options
 from grafana.render.errors import RenderError
-from stack.config import PROJECT_ROOT, StackConfig
 
 LOG = logging.getLogger("grafana.render")
-DEFAULT_DASHBOARDS = PROJECT_ROOT / "grafana" / "dashboards"
-DEFAULT_OUT = PROJECT_ROOT / ".work" / "dashboards"
+DEFAULT_DASHBOARDS = contract.PROJECT_ROOT / "grafana" / "dashboards"
+DEFAULT_OUT = contract.WORK_DIR / "dashboards"
 
 
 @dataclass(frozen=True)
 class RenderConfig:
     dashboards_dir: Path = DEFAULT_DASHBOARDS
     out_dir: Path = DEFAULT_OUT
-    host: str = StackConfig.host
-    port: int = StackConfig.cassandra_port
-    keyspace: str = StackConfig.keyspace
+    host: str = contract.CASSANDRA_HOST
+    port: int = contract.CASSANDRA_PORT
+    keyspace: str = contract.KEYSPACE
     time_from: str | None = None  # None: the dashboard's own range
     time_to: str | None = None
     variables: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
@@ -54,35 +55,37 @@ def parse_vars(pairs: Sequence[str]) -> dict[str, tuple[str, ...]]:
     return result
 
 
-def build_parser() -> argparse.ArgumentParser:
-    env = os.environ.get
+def build_parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
+    def env(name: str, default: str) -> str:
+        return envvars.get(environ, name, default)
+
     parser = argparse.ArgumentParser(prog="python -m grafana.render", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     add = parser.add_argument
-    add("--dashboards", type=Path, default=Path(env("GRAFANA_DASHBOARDS", DEFAULT_DASHBOARDS)),
+    add("--dashboards", type=Path, default=env("GRAFANA_DASHBOARDS", str(DEFAULT_DASHBOARDS)),
         help="folder of dashboard JSON files (env GRAFANA_DASHBOARDS)")
-    add("--out", type=Path, default=Path(env("DASHBOARDS_OUT", DEFAULT_OUT)),
+    add("--out", type=Path, default=env("DASHBOARDS_OUT", str(DEFAULT_OUT)),
         help="folder for <uid>.png (env DASHBOARDS_OUT)")
-    add_cassandra_options(parser, env)
-    add("--from", dest="time_from", default=env("DASHBOARDS_FROM"),
+    add_cassandra_options(parser, environ)
+    add("--from", dest="time_from", default=envvars.optional(environ, "DASHBOARDS_FROM"),
         help="range start: now-30m, epoch ms or ISO 8601; default the dashboard's "
              "(env DASHBOARDS_FROM)")
-    add("--to", dest="time_to", default=env("DASHBOARDS_TO"),
+    add("--to", dest="time_to", default=envvars.optional(environ, "DASHBOARDS_TO"),
         help="range end, like --from (env DASHBOARDS_TO)")
     add("--var", action="append", default=[], metavar="NAME=VALUE",
         help="select a variable's value; repeat a name for several values, "
              "NAME=All for all")
     add("--width", type=int, default=1600, help="dashboard width in Grafana pixels")
-    add("--scale", type=float, default=float(env("DASHBOARDS_SCALE", "1.0")),
+    add("--scale", type=float, default=env("DASHBOARDS_SCALE", "1.0"),
         help="picture scale, e.g. 0.6 for small pictures (env DASHBOARDS_SCALE)")
     return parser
 
 
-def parse_config(argv: Sequence[str] | None = None,
-                 environ: Mapping[str, str] | None = None) -> RenderConfig:
-    parser = build_parser()
+def parse_config(argv: Sequence[str] | None, environ: Mapping[str, str]) -> RenderConfig:
+    """The render's settings from its arguments and the environment the entry point
+    hands in (unset or blank variables: the defaults)."""
+    parser = build_parser(environ)
     args = parser.parse_args(argv)
-    environ = os.environ if environ is None else environ
     try:
         variables = parse_vars(args.var)
     except argparse.ArgumentTypeError as err:
@@ -93,7 +96,8 @@ def parse_config(argv: Sequence[str] | None = None,
         dashboards_dir=args.dashboards, out_dir=args.out, host=args.cassandra_host,
         port=args.cassandra_port, keyspace=args.keyspace, time_from=args.time_from,
         time_to=args.time_to, variables=variables, width_px=args.width, scale=args.scale,
-        username=environ.get("CASSANDRA_USERNAME") or None,
+        username=envvars.optional(environ, "CASSANDRA_USERNAME"),
+        # Not stripped: blanks around a password are part of it. Empty means none.
         password=environ.get("CASSANDRA_PASSWORD") or None)
 
 
@@ -162,4 +166,4 @@ if __name__ == "__main__":
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     # The driver's advice on load-balancing policies is noise for a one-shot reader.
     logging.getLogger("cassandra").setLevel(logging.ERROR)
-    sys.exit(main(parse_config()))
+    sys.exit(main(parse_config(None, os.environ)))

@@ -155,5 +155,6 @@ def targets() -> list[tuple[str, dict[str, Any], dict[str, Any]]]:
 
 
 def target_id(item: tuple[str, dict[str, Any], dict[str, Any]]) -> str:
+    """dashboard:title (type):refId; the type tells a stat from a table of one title."""
     name, panel, target = item
-    return f"{name}:{panel.get('title')}:{target.get('refId')}"
+    return f"{name}:{panel.get('title')} ({panel.get('type')}):{target.get('refId')}"

@@ -1,5 +1,7 @@
 """The Kubernetes schema Job: auth bootstrap logic (fake sessions) and the schema it
-applies (the real local Cassandra, which runs without authentication)."""
+applies with contract.schema, the applier of `python -m stack schema` (the real local
+Cassandra, which runs without authentication): a fresh keyspace, and one whose tables
+an older schema created."""
 
 from __future__ import annotations
 
@@ -13,6 +15,7 @@ from typing import Any
 
 import pytest
 from deploy_files import K8S
+from deploy_tools import kustomize_build
 
 SCRIPT = K8S / "base" / "schema-job" / "files" / "apply_schema.py"
 NTS = "{'class': 'NetworkTopologyStrategy', 'dc1': 3}"
@@ -93,7 +96,8 @@ def run(fake: FakeCassandra, env: dict[str, str] | None = None) -> list[str]:
 
 @pytest.fixture(autouse=True)
 def no_schema_files(monkeypatch: pytest.MonkeyPatch) -> None:
-    # The fake session records statements; the real applier is covered below.
+    # The fake session records statements; the real contract.schema.apply is covered
+    # below, against the local Cassandra.
     monkeypatch.setattr(job.schema, "apply", lambda session, keyspace, replication: 5)
 
 
@@ -144,6 +148,24 @@ def test_rejects_unsafe_settings(key: str, value: str) -> None:
         job.settings_from({**ENV, key: value})
 
 
+def test_unset_or_blank_settings_take_the_contracts_defaults() -> None:
+    blank = {"CASSANDRA_HOST": " ", "CASSANDRA_PORT": "", "CASSANDRA_KEYSPACE": "\t",
+             "CASSANDRA_REPLICATION": " ", "SCHEMA_WAIT_SECONDS": "",
+             "CASSANDRA_ADMIN_USERNAME": "  ", "CASSANDRA_APP_USERNAME": ""}
+    for env in ({}, blank):
+        assert job.settings_from(env) == job.Settings(
+            hosts=("127.0.0.1",), port=9042, keyspace="market",
+            replication="{'class': 'SimpleStrategy', 'replication_factor': 1}",
+            admin=None, app=None, grafana=None, wait_s=600.0)
+
+
+def test_contact_points_and_role_names_lose_their_blanks() -> None:
+    settings = job.settings_from({**ENV, "CASSANDRA_HOST": " cassandra-0, ,cassandra-1 ",
+                                  "CASSANDRA_APP_USERNAME": " market_app "})
+    assert settings.hosts == ("cassandra-0", "cassandra-1")
+    assert settings.app == job.Role("market_app", "app-pw")
+
+
 def test_without_auth_only_the_schema_is_applied() -> None:
     env = {"CASSANDRA_REPLICATION": NTS}
     fake = FakeCassandra()
@@ -151,20 +173,40 @@ def test_without_auth_only_the_schema_is_applied() -> None:
     assert fake.statements == [f"ALTER KEYSPACE market WITH replication = {NTS}"]
 
 
+def local_env(session: Any, keyspace: str) -> dict[str, str]:
+    """The Job's environment for the local Cassandra, NetworkTopologyStrategy RF 1."""
+    datacenter = session.execute("SELECT data_center FROM system.local").one().data_center
+    return {"CASSANDRA_HOST": str(session.cluster.contact_points[0]),
+            "CASSANDRA_PORT": str(session.cluster.port), "CASSANDRA_KEYSPACE": keyspace,
+            "CASSANDRA_REPLICATION": f"{{'class': 'NetworkTopologyStrategy', '{datacenter}': 1}}",
+            "SCHEMA_WAIT_SECONDS": "30"}
+
+
+def columns_of(session: Any, keyspace: str, table: str) -> dict[str, str]:
+    return {row.column_name: row.type for row in session.execute(
+        "SELECT column_name, type FROM system_schema.columns"
+        " WHERE keyspace_name = %s AND table_name = %s", (keyspace, table))}
+
+
+def declared_columns(table: str) -> set[str]:
+    """The columns cql/ declares for a table, read from the files, not by the applier."""
+    for path in (K8S.parent / "cql").glob("*.cql"):
+        match = re.search(rf"CREATE TABLE IF NOT EXISTS \$\{{keyspace\}}\.{table} \((.*?)"
+                          r"PRIMARY KEY", path.read_text(), re.S)
+        if match:
+            return {line.split()[0] for line in match.group(1).splitlines()
+                    if line.strip() and not line.strip().startswith("--")}
+    raise AssertionError(f"cql/ declares no table {table}")
+
+
 @pytest.mark.integration
 def test_applies_cql_with_network_topology_strategy(
         cassandra_session: Any, monkeypatch: pytest.MonkeyPatch,
         make_keyspace: Callable[[], str]) -> None:
-    monkeypatch.undo()  # the real stack.schema.apply this time
+    monkeypatch.undo()  # the real contract.schema.apply this time
     keyspace = make_keyspace()  # dropped at session end; re-created below with NTS
     cassandra_session.execute(f"DROP KEYSPACE {keyspace}", timeout=60)
-    datacenter = cassandra_session.execute(
-        "SELECT data_center FROM system.local").one().data_center
-    replication = f"{{'class': 'NetworkTopologyStrategy', '{datacenter}': 1}}"
-    env = {"CASSANDRA_HOST": str(cassandra_session.cluster.contact_points[0]),
-           "CASSANDRA_PORT": str(cassandra_session.cluster.port),
-           "CASSANDRA_KEYSPACE": keyspace, "CASSANDRA_REPLICATION": replication,
-           "SCHEMA_WAIT_SECONDS": "30"}
+    env = local_env(cassandra_session, keyspace)
     assert job.main(env) == 0
     row = cassandra_session.execute(
         "SELECT replication FROM system_schema.keyspaces WHERE keyspace_name = %s",
@@ -178,3 +220,64 @@ def test_applies_cql_with_network_topology_strategy(
                                      path.read_text())}
     assert {"trades", "minute_trades", "moving_means", "rejected_records"} <= declared
     assert tables == declared
+
+
+@pytest.mark.integration
+def test_adds_the_columns_a_newer_schema_declares_to_an_older_table(
+        cassandra_session: Any, monkeypatch: pytest.MonkeyPatch,
+        make_keyspace: Callable[[], str]) -> None:
+    monkeypatch.undo()
+    keyspace = make_keyspace()
+    # trades as an older schema created it: without the two newest columns, with a row.
+    cassandra_session.execute(f"ALTER TABLE {keyspace}.trades DROP (ingest_ts, kafka_topic)",
+                              timeout=60)
+    cassandra_session.execute(
+        f"INSERT INTO {keyspace}.trades (symbol, trade_date, trade_ts, kafka_partition,"
+        " kafka_offset, price, volume) VALUES ('AAPL', '2024-03-01', '2024-03-01 10:00:00Z',"
+        " 0, 7, 187.5, 3.0)", timeout=60)
+    assert job.main(local_env(cassandra_session, keyspace)) == 0
+    columns = columns_of(cassandra_session, keyspace, "trades")
+    assert set(columns) == declared_columns("trades")
+    assert (columns["ingest_ts"], columns["kafka_topic"]) == ("timestamp", "text")
+    row = cassandra_session.execute(
+        f"SELECT symbol, kafka_offset, price, ingest_ts, kafka_topic FROM {keyspace}.trades"
+        " WHERE symbol = 'AAPL' AND trade_date = '2024-03-01'", timeout=60).one()
+    assert tuple(row) == ("AAPL", 7, 187.5, None, None)  # the row stays, the new columns empty
+
+
+@pytest.mark.integration
+def test_names_a_table_whose_key_changed_and_exits_with_the_usage_code(
+        cassandra_session: Any, monkeypatch: pytest.MonkeyPatch,
+        make_keyspace: Callable[[], str], caplog: pytest.LogCaptureFixture) -> None:
+    monkeypatch.undo()
+    keyspace = make_keyspace()
+    cassandra_session.execute(f"DROP TABLE {keyspace}.moving_means", timeout=60)
+    # The layout before the window shape joined the key: ALTER TABLE cannot fix it.
+    cassandra_session.execute(
+        f"CREATE TABLE {keyspace}.moving_means (symbol text, window_end timestamp,"
+        " window_start timestamp, trade_count bigint, arithmetic_mean double,"
+        " geometric_mean double, harmonic_mean double,"
+        " PRIMARY KEY ((symbol), window_end))", timeout=60)
+    with caplog.at_level("ERROR", logger="apply_schema"):
+        assert job.main(local_env(cassandra_session, keyspace)) == 2
+    (message,) = [r.getMessage() for r in caplog.records if r.name == "apply_schema"]
+    assert f"{keyspace}.moving_means (missing slide_seconds, window_seconds)" in message
+    assert "drop them" in message
+
+
+@pytest.mark.parametrize("overlay", ["dev", "prod"])
+def test_the_job_creates_the_keyspace_the_stream_job_writes_to(overlay: str) -> None:
+    docs = kustomize_build(K8S / "overlays" / overlay)
+    (job_doc,) = [d for d in docs if d["kind"] == "Job"
+                  and d["metadata"]["name"] == "cassandra-schema"]
+    (app,) = [d for d in docs if d["kind"] == "SparkApplication"]
+    (container,) = job_doc["spec"]["template"]["spec"]["containers"]
+    # The same (hashed) ConfigMap as the stream job's driver, and no copy of its values.
+    assert [ref["configMapRef"]["name"] for ref in container["envFrom"]] == [
+        ref["configMapRef"]["name"] for ref in app["spec"]["driver"]["envFrom"]]
+    own = {e["name"] for e in container["env"]}
+    assert not own & {"CASSANDRA_HOST", "CASSANDRA_PORT", "CASSANDRA_KEYSPACE"}
+    settings = job.settings_from({**ENV, **next(
+        d["data"] for d in docs if d["kind"] == "ConfigMap"
+        and d["metadata"]["name"] == container["envFrom"][0]["configMapRef"]["name"])})
+    assert (settings.hosts, settings.port, settings.keyspace) == (("cassandra",), 9042, "market")

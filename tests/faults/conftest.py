@@ -3,28 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import pytest
+from fault_testing import FaultReport
 
 _REPORTS: list[str] = []
-
-
-@dataclass(frozen=True)
-class FaultReport:
-    scenario: str
-    broke: str
-    outage_s: float
-    sent: int
-    stored: int
-    missing: int
-    duplicated: int
-    extra: str = ""
-
-    def line(self) -> str:
-        return (f"{self.scenario}: broke {self.broke} for {self.outage_s:.1f}s; sent={self.sent}"
-                f" stored={self.stored} missing={self.missing} duplicated={self.duplicated}"
-                + (f"; {self.extra}" if self.extra else ""))
 
 
 @pytest.fixture

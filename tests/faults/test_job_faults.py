@@ -19,7 +19,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
-from conftest import FaultReport  # tests/faults/conftest.py
+from fault_testing import FaultReport
 from pipeline_testing import (
     JOB_TIMEOUT_S,
     PROJECT_ROOT,

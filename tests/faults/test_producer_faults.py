@@ -9,7 +9,7 @@ import signal
 import time
 
 import pytest
-from conftest import FaultReport  # tests/faults/conftest.py
+from fault_testing import FaultReport
 from finnhub_server import FakeFinnhub
 from producer_testing import consume, records_in
 

@@ -15,12 +15,20 @@ with exit_if_stuck(0.5, lambda: 3):
 """
 
 DONE = """
+import threading
 import time
 from jobs.stream_processor import exit_if_stuck
-with exit_if_stuck(30, lambda: 3):
+with exit_if_stuck(0.5, lambda: 3):
     pass
-time.sleep(1)  # past nothing: the timer was cancelled, so the process exits normally
-print("finished")
+# A timer that was not cancelled fires 0.5 s later and exits with code 3. Waiting for
+# every other thread to end waits for either outcome, however slow the machine: the
+# cancelled timer ends at once, a live one only after it fired.
+for thread in threading.enumerate():
+    if thread is not threading.current_thread():
+        thread.join(timeout=60)
+alive = [t.name for t in threading.enumerate() if t is not threading.current_thread()]
+time.sleep(1)  # and past the deadline: nothing else may fire either
+print("finished", alive)
 """
 
 
@@ -39,4 +47,5 @@ def test_a_hung_shutdown_exits_with_the_jobs_code_and_stacks() -> None:
 def test_a_shutdown_that_finishes_is_left_alone() -> None:
     proc = run(DONE)
     assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.strip() == "finished"
+    assert proc.stdout.strip() == "finished []"
+    assert "shutdown did not finish" not in proc.stderr

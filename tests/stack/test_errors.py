@@ -39,8 +39,23 @@ def test_old_java_is_refused(tmp_path: Path, line: str, major: int) -> None:
         process.require_java(java)
 
 
+@pytest.mark.parametrize(
+    ("line", "major"),
+    [('openjdk version "17.0.10" 2024-01-16', 17), ('openjdk version "21" 2023-09-19', 21)],
+)
+def test_java_17_or_newer_is_accepted(tmp_path: Path, line: str, major: int) -> None:
+    java = _fake_java(tmp_path, line)
+    assert process.java_major_version(java) == major
+    process.require_java(java)  # raises if refused
+    # The bound is inclusive: one above the version refuses it.
+    with pytest.raises(StackError, match=f"Java {major} was found"):
+        process.require_java(java, minimum=major + 1)
+
+
 def test_installed_java_is_accepted() -> None:
-    process.require_java("java")  # the machine's real JDK (17+ is a prerequisite)
+    # The machine's real JDK (17+ is a prerequisite), read the way the stack reads it.
+    assert process.java_major_version("java") >= 17
+    process.require_java("java")
 
 
 def test_missing_maven_is_reported(tmp_path: Path) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from contract import schema
+from contract.exits import ExitCode, exit_code
 
 pytestmark = pytest.mark.integration
 
@@ -22,8 +23,11 @@ def test_an_older_table_layout_is_named_instead_of_left_to_fail_every_write(
         " geometric_mean double, harmonic_mean double,"
         " PRIMARY KEY ((symbol), window_end))", timeout=60)
     with pytest.raises(schema.SchemaError, match=rf"{keyspace}\.moving_means \(missing "
-                                         r"slide_seconds, window_seconds\).*drop them"):
+                                                r"slide_seconds, window_seconds\).*drop them"
+                       ) as err:
         schema.apply(cassandra_session, keyspace)
+    # Permanent: applying the same schema again fails the same way.
+    assert exit_code(err.value) == ExitCode.USAGE
     # Applying to an up-to-date keyspace again is a no-op that passes the check.
     fresh = make_keyspace()
     assert schema.apply(cassandra_session, fresh) == len(schema.render_cql(

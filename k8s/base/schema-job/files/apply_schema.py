@@ -1,9 +1,11 @@
 """Schema Job of the Kubernetes deployment: Cassandra roles, then the cql/ schema.
 
-Runs in the application image, where stack.schema (the applier behind
+Runs in the application image, where contract.schema (the applier behind
 `python -m stack schema`) and cql/ are present. That CLI targets the local stack
 only (127.0.0.1, no credentials, SimpleStrategy), so this script drives the same
-applier with what a cluster needs, all from the environment:
+applier with what a cluster needs: it creates what is missing and adds the columns a
+newer schema declares to tables an older one created. Settings come from the
+environment (unset or blank: the default, see contract.env):
 
     CASSANDRA_HOST, CASSANDRA_PORT     contact points (comma-separated) and CQL port
     CASSANDRA_KEYSPACE                 keyspace to create (default market)
@@ -18,7 +20,8 @@ On a fresh cluster only the built-in cassandra/cassandra superuser exists: the J
 logs in with it once, creates the admin role and disables the built-in one. Every
 step is idempotent, so the Job is rerun on each deployment; role passwords follow
 the Secrets. Without CASSANDRA_ADMIN_USERNAME (a cluster without authentication)
-only the schema is applied.
+only the schema is applied. A table whose key changed cannot be altered: the Job
+names it and what to do, and exits with the code contract.exits gives that error (2).
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ import contract
 from contract import env as envvars
 from contract import schema
 from contract.cassandra import contact_points, make_cluster
+from contract.exits import ExitError, exit_code
 
 log = logging.getLogger("apply_schema")
 
@@ -72,11 +76,12 @@ Connect = Callable[[Role | None], Any]
 
 
 def _role(env: Mapping[str, str], prefix: str) -> Role | None:
-    name = env.get(f"{prefix}_USERNAME", "").strip()
-    if not name:
+    name = envvars.optional(env, f"{prefix}_USERNAME")
+    if name is None:
         return None
     if not ROLE_NAME.match(name):
         raise SystemExit(f"{prefix}_USERNAME must match {ROLE_NAME.pattern}: {name!r}")
+    # Not stripped: blanks around a password are part of it.
     password = env.get(f"{prefix}_PASSWORD", "")
     if not password:
         raise SystemExit(f"{prefix}_PASSWORD is empty")
@@ -217,6 +222,9 @@ def main(env: Mapping[str, str], connect: Connect | None = None) -> int:
     try:
         for line in converge(settings, session):
             log.info("%s", line)
+    except ExitError as err:  # a table the schema cannot bring up to date
+        log.error("%s", err)
+        return exit_code(err)
     finally:
         session.cluster.shutdown()
     return 0
