@@ -73,7 +73,6 @@ COPY pyproject.toml /opt/app/
 COPY cql /opt/app/cql
 COPY schemas /opt/app/schemas
 COPY contract /opt/app/contract
-COPY stack /opt/app/stack
 COPY producer /opt/app/producer
 COPY jobs /opt/app/jobs
 COPY --chmod=0755 docker/entrypoint.sh /opt/app/bin/entrypoint
