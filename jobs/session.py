@@ -10,6 +10,7 @@ from pyspark.sql import SparkSession
 
 from contract.exits import UsageError
 from jobs.settings import CassandraTarget, SparkLaunch
+from jobs.spark_internals import set_jvm_log_level
 
 # Sized for a 2-core machine that also runs Kafka and Cassandra.
 LOCAL_DEFAULTS: Mapping[str, str] = {
@@ -175,6 +176,4 @@ def quiet_jvm_logger(spark: SparkSession, name: str, level: str = "ERROR") -> No
     ever sees complete trades. On a cluster, set the same level in the executors'
     log4j2 configuration.
     """
-    jvm = spark.sparkContext._jvm
-    log4j = jvm.org.apache.logging.log4j
-    log4j.core.config.Configurator.setLevel(name, log4j.Level.toLevel(level))
+    set_jvm_log_level(spark, name, level)

@@ -1,0 +1,63 @@
+"""The private PySpark attributes the jobs use, pinned: an upgrade that moves one fails
+here, by name, instead of somewhere inside a running job."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pyspark
+import pytest
+from pyspark.sql import DataFrame, Observation, SparkSession
+from pyspark.sql import functions as F
+
+from jobs import spark_internals
+
+pytestmark = pytest.mark.spark
+
+
+def moved(what: str) -> str:
+    return (f"{what} moved in PySpark {pyspark.__version__}: re-check jobs/spark_internals.py"
+            f" (written for {spark_internals.PINNED_PYSPARK}x)")
+
+
+def test_the_pinned_release_line() -> None:
+    assert pyspark.__version__.startswith(spark_internals.PINNED_PYSPARK), moved("everything")
+
+
+def test_observed_values_reads_the_jvm_observation(spark: SparkSession) -> None:
+    observation = Observation("pinned")
+    df = spark.range(10).observe(observation, F.count(F.lit(1)).alias("rows"),
+                                 F.max("id").alias("top"))
+    df.collect()
+    assert getattr(observation, "_jo", None) is not None, moved("Observation._jo")
+    assert spark_internals.observed_values(observation) == {"rows": 10, "top": 9}
+
+
+def test_batch_query_id_is_the_running_query_id(spark: SparkSession, tmp_path) -> None:
+    seen: list[str | None] = []
+    done = threading.Event()
+
+    def each_batch(batch: DataFrame, batch_id: int) -> None:
+        seen.append(spark_internals.batch_query_id(batch))
+        done.set()
+
+    query = (spark.readStream.format("rate").option("rowsPerSecond", 1).load()
+             .writeStream.foreachBatch(each_batch)
+             .option("checkpointLocation", str(tmp_path / "checkpoint")).start())
+    try:
+        deadline = time.monotonic() + 300  # however slow the first batch is
+        while not done.wait(1) and query.exception() is None:
+            assert time.monotonic() < deadline, "no batch ran in 300 s"
+    finally:
+        query.stop()
+    assert query.exception() is None
+    assert seen[0] == query.id, moved(f"the local property {spark_internals.QUERY_ID_PROPERTY}")
+
+
+def test_set_jvm_log_level(spark: SparkSession) -> None:
+    logger = "market.pinned.test"
+    spark_internals.set_jvm_log_level(spark, logger, "ERROR")
+    assert spark_internals.jvm_log_level(spark, logger) == "ERROR", moved("SparkContext._jvm")
+    spark_internals.set_jvm_log_level(spark, logger, "DEBUG")
+    assert spark_internals.jvm_log_level(spark, logger) == "DEBUG"
