@@ -7,12 +7,15 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
+from contract.exits import UsageError
+
 # Enough to notice a full disk before Spark tries to write offsets and state there.
 _PROBE_BYTES = 64 * 1024
 
 
-class CheckpointError(RuntimeError):
-    """A checkpoint folder is missing, not a folder, read-only or on a full disk."""
+class CheckpointError(UsageError):
+    """A checkpoint folder is missing, not a folder, read-only or on a full disk: a
+    restart cannot fix it, so the job exits with a usage code."""
 
 
 def local_path(root: str) -> Path | None:

@@ -25,6 +25,7 @@ from datetime import date, datetime, timedelta
 from pyspark.sql import DataFrame
 
 from contract import env as envvars
+from contract.exits import ExitCode, ExitError, exit_code
 from jobs import settings
 from jobs.progress import configure_logging
 from jobs.session import start_session
@@ -131,9 +132,13 @@ def main(config: RecomputeConfig) -> int:
         spark.stop()
     log.info("recomputed minute_trades and moving_means for [%s, %s)",
              config.start.isoformat(), config.end.isoformat())
-    return 0
+    return ExitCode.OK
 
 
 if __name__ == "__main__":
     configure_logging()
-    sys.exit(main(parse_config(sys.argv[1:], os.environ)))
+    try:
+        sys.exit(main(parse_config(sys.argv[1:], os.environ)))
+    except ExitError as error:
+        log.error("%s", error)
+        sys.exit(exit_code(error))

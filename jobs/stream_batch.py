@@ -32,6 +32,7 @@ from typing import Any
 from pyspark.sql import Column, DataFrame, Observation
 from pyspark.sql import functions as F
 
+from contract.exits import UsageError
 from jobs.kafka_lag import TopicEnds, end_offsets_of, records_behind, time_behind_ms
 from jobs.panes import (
     MINUTE,
@@ -51,6 +52,7 @@ from jobs.panes import (
 from jobs.progress import QueryProgress
 from jobs.settings import WindowSpec
 from jobs.sinks import write_table
+from jobs.spark_internals import batch_query_id, observed_values
 from jobs.stream_store import BatchReport, RunSettings, StreamStore
 from jobs.transforms import (
     TradeBounds,
@@ -65,8 +67,9 @@ log = logging.getLogger("jobs.stream_batch")
 MINUTE_SHAPE = WindowShape(MINUTE, MINUTE)
 
 
-class RunSettingsError(RuntimeError):
-    """A checkpoint's run was started with other window settings than these."""
+class RunSettingsError(UsageError):
+    """A checkpoint's run was started with other window settings than these: a restart
+    with the same settings fails the same way, so the job exits with a usage code."""
 
 
 @dataclass(frozen=True)
@@ -140,21 +143,6 @@ def collect_partials(trades: DataFrame, transform: Transform
     return result
 
 
-def observed_metrics(observation: Observation) -> dict[str, Any]:
-    """What Observation.get returns, read without an exception at the end.
-
-    Observation.get iterates the JVM's map until the JVM throws; PySpark converts that
-    exception by probing a dozen class names through py4j, each probe a lookup that
-    searches every jar on the class path for a class that is not there. That was a
-    seventh of the job's JVM time at 1,000 trades/s. The keys as an array end cleanly.
-    """
-    jobservation = getattr(observation, "_jo", None)
-    if jobservation is None:  # another PySpark: its own way
-        return observation.get
-    jmap = jobservation.getAsJava()
-    return {key: jmap.get(key) for key in jmap.keySet().toArray()}
-
-
 @cache
 def batch_metrics(partitions: tuple[int, ...]) -> tuple[Column, ...]:
     """Counts, ingest-time percentiles, newest Kafka time and the last offset in each
@@ -200,10 +188,21 @@ class BatchProcessor:
         self._panes_run: uuid.UUID | None = None
         # The query's last progress, once stream_processor attaches the query.
         self.progress = QueryProgress()
-        # One thread for the batch's partials job (see __call__).
+        # The error that ended the last call, if any (see __call__).
+        self.failure: BaseException | None = None
+        # One thread for the batch's partials job (see _process).
         self._beside = futures.ThreadPoolExecutor(1, thread_name_prefix="batch-partials")
 
     def __call__(self, batch: DataFrame, batch_id: int) -> None:
+        try:
+            self._process(batch, batch_id)
+        except BaseException as err:
+            # Spark hands the query a Java exception that only quotes this one's text:
+            # the job reads the error itself here to choose its exit code.
+            self.failure = err
+            raise
+
+    def _process(self, batch: DataFrame, batch_id: int) -> None:
         started_at = now()
         run_id = self._run_id(batch)
         plan = self.plan
@@ -221,7 +220,7 @@ class BatchProcessor:
                                            self._partials)
             write_table(observed.transform(valid_trades), plan.keyspace, "trades")
             trades_written_at = now()
-            counts = observed_metrics(stats)
+            counts = observed_values(stats)
             if counts["rejected"]:
                 write_table(decoded.transform(rejected_records()), plan.keyspace,
                             "rejected_records")
@@ -292,8 +291,7 @@ class BatchProcessor:
 
     def _run_id(self, batch: DataFrame) -> uuid.UUID:
         """The streaming query's id: the same for every restart from one checkpoint."""
-        run_id = uuid.UUID(
-            batch.sparkSession.sparkContext.getLocalProperty("sql.streaming.queryId"))
+        run_id = uuid.UUID(batch_query_id(batch))
         if run_id not in self._known_runs:
             wanted = self.plan.run_settings()
             stored = self.store.register_run(run_id, wanted)

@@ -38,6 +38,7 @@ from pyspark.sql.streaming import StreamingQuery
 
 import contract
 from contract import env as envvars
+from contract.exits import ExitCode, ExitError, exit_code
 from contract.validation import MAX_FUTURE_SKEW
 from jobs import checkpoints, settings, stream_store
 from jobs.kafka_lag import TopicEnds
@@ -227,11 +228,12 @@ def run(spark: SparkSession, config: StreamConfig, store: stream_store.StreamSto
         stop_all([query])
     if failed is None:
         log.info("stopped")
-        return 0
+        return ExitCode.OK
     message = str(failed.exception())
     log.error("query %s failed: %s\n%s", failed.name, error_summary(message), message)
-    # Settings a restart cannot change: tell a supervisor not to retry.
-    return 2 if "RunSettingsError" in message else 1
+    # Settings a restart cannot change exit with a usage code: a supervisor does not
+    # retry them. A failure outside the batch function (Spark's own) is internal.
+    return exit_code(processor.failure or RuntimeError(message))
 
 
 @contextlib.contextmanager
@@ -281,19 +283,18 @@ def main(config: StreamConfig) -> int:
     try:
         checkpoints.probe(config.checkpoint_root, [QUERY_NAME])
     except checkpoints.CheckpointError as err:
-        # A restart cannot fix this; exit 2 tells the supervisor not to try.
         log.error("%s; free space or fix the folder, or set --checkpoint-root "
                   "(env STREAM_CHECKPOINT_ROOT)", err)
-        return 2
+        return exit_code(err)
     try:
         cluster, store = open_store_waiting(config.cassandra, CASSANDRA_WAIT_S)
     except (DriverException, NoHostAvailable) as err:
         # Cassandra down or the schema not applied: a later restart may well succeed.
         log.error("Cassandra keyspace %s is not usable: %s; is Cassandra up and the schema"
                   " applied (python -m stack schema)?", config.cassandra.keyspace, err)
-        return 1
+        return ExitCode.INTERNAL
     spark = start_session("market-stream-processor", config.spark, config.cassandra)
-    code = 1
+    code: int = ExitCode.INTERNAL
     try:
         code = run(spark, config, store)
         return code
@@ -305,4 +306,8 @@ def main(config: StreamConfig) -> int:
 
 if __name__ == "__main__":
     configure_logging()
-    sys.exit(main(parse_config(sys.argv[1:], os.environ)))
+    try:
+        sys.exit(main(parse_config(sys.argv[1:], os.environ)))
+    except ExitError as error:
+        log.error("%s", error)
+        sys.exit(exit_code(error))

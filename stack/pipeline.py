@@ -21,8 +21,6 @@ from stack.supervisor import Program, RestartPolicy, Supervisor
 
 log = logging.getLogger(__name__)
 
-# The producer's exit codes that a restart cannot fix: bad options, rejected token.
-PRODUCER_FATAL = exits.PERMANENT
 
 # What each program may inherit from the caller's environment besides process.BASE_ENV.
 # FINNHUB_ (the token among it) is the producer's alone.
@@ -67,10 +65,12 @@ def programs(config: RunConfig, base_env: dict[str, str]) -> list[Program]:
     settings = child_env(config)
     metrics = ({"PRODUCER_METRICS_PORT": str(config.producer_metrics_port)}
                if config.producer_metrics_port else {})
-    return [Program("producer", producer, fatal_exit_codes=PRODUCER_FATAL,
+    # Exit codes a restart cannot fix (bad settings, refused credentials): the
+    # supervisor stops with a report instead of restarting into the same failure.
+    return [Program("producer", producer, fatal_exit_codes=exits.PERMANENT,
                     env={**_inherited(base_env, PRODUCER_ENV_PREFIXES), **settings,
                          **metrics}),
-            Program("stream-job", job, fatal_exit_codes=frozenset({2}),
+            Program("stream-job", job, fatal_exit_codes=exits.PERMANENT,
                     env={**_inherited(base_env, JOB_ENV_PREFIXES), **settings})]
 
 
