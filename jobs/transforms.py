@@ -47,11 +47,9 @@ MOVING_COLUMNS = (
 class TradeBounds:
     """What the job accepts as a trade; everything else goes to rejected_records.
 
-    The value bounds keep every sum a window adds up finite (p, v, p*v, ln p and 1/p
-    of up to 10^12 trades), so no aggregate can become infinite or NaN. The time
-    bounds stop a trade dated in the future (a wrong clock, or seconds read as
-    milliseconds) from being stored as if it had happened: `max_clock_skew` past the
-    record's Kafka timestamp, which the broker's clock set when it was produced.
+    The defaults are the producer's rule (contract.validation, which says why each
+    bound is there); the job measures the clock skew from the record's Kafka
+    timestamp, which the broker's clock set when it was produced.
     """
 
     max_clock_skew: timedelta = validation.MAX_FUTURE_SKEW
@@ -150,6 +148,17 @@ def undecodable(trade: Column, schema_json: str) -> Column:
     return trade.isNull() | reduce(Column.__and__, [trade[name].isNull() for name in names])
 
 
+def valid_symbol(symbol: Column, max_length: int = validation.MAX_SYMBOL_CHARS) -> Column:
+    """contract.validation's symbol rule as a column: 1 to max_length printable
+    characters with no blank at either end (false for null)."""
+    length = F.length(symbol)
+    return F.coalesce(
+        (length >= 1) & (length <= max_length)
+        & ~symbol.startswith(" ") & ~symbol.endswith(" ")
+        & ~symbol.rlike(validation.SYMBOL_FORBIDDEN_JAVA_REGEX),
+        F.lit(False))
+
+
 def rejection_reason(trade: Column, payload: Column, kafka_ts: Column, schema_json: str,
                      bounds: TradeBounds = TradeBounds()) -> Column:
     """Why a decoded record is not a valid trade, as a short code; null when it is valid.
@@ -163,15 +172,15 @@ def rejection_reason(trade: Column, payload: Column, kafka_ts: Column, schema_js
     return (
         F.when(payload.isNull() | (F.length(payload) == 0), "empty_value")
         .when(undecodable(trade, schema_json), "undecodable_avro")
-        .when(symbol.isNull() | (F.trim(symbol) == "")
-              | (F.length(symbol) > bounds.max_symbol_length), "bad_symbol")
+        .when(~valid_symbol(symbol, bounds.max_symbol_length), validation.BAD_SYMBOL)
         .when(~is_finite(price) | (price < bounds.min_price) | (price > bounds.max_price),
-              "bad_price")
-        .when(~is_finite(volume) | (volume < 0) | (volume > bounds.max_volume), "bad_volume")
+              validation.BAD_PRICE)
+        .when(~is_finite(volume) | (volume < 0) | (volume > bounds.max_volume),
+              validation.BAD_VOLUME)
         .when(trade_ts.isNull(), "missing_trade_ts")
         .when(trade["ingest_ts"].isNull(), "missing_ingest_ts")
-        .when(trade_ts > latest, "future_trade_ts")
-        .when(trade_ts < F.lit(bounds.min_trade_ts), "stale_trade_ts")
+        .when(trade_ts > latest, validation.FUTURE_TRADE_TS)
+        .when(trade_ts < F.lit(bounds.min_trade_ts), validation.STALE_TRADE_TS)
         .when(has_trailing_bytes(trade, payload, schema_json), "trailing_bytes")
     )
 
