@@ -21,14 +21,14 @@ LOCAL_DEFAULTS: Mapping[str, str] = {
     "spark.ui.enabled": "false",
     "spark.sql.session.timeZone": "UTC",
     # The parallel collector: the local driver's heap is small, and on two cores G1's
-    # concurrent threads and write barriers take CPU from Kafka and Cassandra: draining
-    # 300,000 trades, the JVM used 3-8 CPU-seconds less than with G1; its peak resident
-    # memory may be higher (docs/benchmarks.md).
+    # concurrent threads and write barriers take CPU from Kafka and Cassandra; its peak
+    # resident memory may be higher (docs/benchmarks.md, "Settings and the measurements
+    # behind them", for this and the next setting).
     "spark.driver.extraJavaOptions": "-Duser.timezone=UTC -XX:+UseParallelGC",
     # Checkpoints on the local disk: the default FileContext-based manager sets the
     # permissions of every file it writes by running `chmod` in a child process (no
-    # Hadoop native library here), 50 ms for each of a micro-batch's two commits on the
-    # reference machine, against 12 ms this way. The rename is atomic on a local disk.
+    # Hadoop native library here), a cost on each of a micro-batch's two commits. The
+    # rename is atomic on a local disk.
     "spark.sql.streaming.checkpointFileManagerClass":
         "org.apache.spark.sql.execution.streaming.FileSystemBasedCheckpointFileManager",
     "spark.sql.streaming.stateStore.providerClass":

@@ -14,10 +14,10 @@ from jobs.sources import CASSANDRA_FORMAT
 
 # The connector groups rows by partition key into unlogged batches. Its defaults (1 KiB
 # batches, 5 in flight per task) spend most of a write building and acknowledging tiny
-# statements: draining 300,000 trades on the 2-core reference machine took the job
-# 29 s in its write and the connector alone 17 s; with these, 18 s and 8.5 s. A batch
-# holds one partition, so Cassandra's batch size thresholds, which since CASSANDRA-10876
-# only apply to batches spanning partitions, do not.
+# statements; these took about a third off a drain's write (docs/benchmarks.md,
+# "Settings and the measurements behind them"). A batch holds one partition, so
+# Cassandra's batch size thresholds, which since CASSANDRA-10876 only apply to batches
+# spanning partitions, do not.
 WRITE_OPTIONS = {
     "spark.cassandra.output.batch.size.bytes": "16384",
     "spark.cassandra.output.concurrent.writes": "16",

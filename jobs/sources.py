@@ -20,14 +20,13 @@ class KafkaTopic:
     starting_offsets: str = "earliest"
     max_offsets_per_trigger: int | None = None
     # How long the broker may hold a fetch that finds too little data. Kafka's 500 ms
-    # default makes a micro-batch task wait on the tail of the log: measured at 1,000
-    # trades/s, 83 ms per task on average against 19 ms with 10 ms.
+    # default makes a micro-batch task wait on the tail of the log (docs/benchmarks.md,
+    # "Settings and the measurements behind them", holds the figures of these options).
     fetch_max_wait_ms: int = 10
     # Records one poll of the consumer hands over. Kafka's 500 makes a task poll once
-    # per 500 records from data it has already fetched; reading 300,000 records took
-    # 0.55 s with it and 0.37 s with 20,000 (warm, medians of four). A poll returns
-    # records already fetched, so the fetch sizes still bound what is buffered; 20,000
-    # trade records are a few MiB.
+    # per 500 records from data it has already fetched, measurably slower. A poll
+    # returns records already fetched, so the fetch sizes still bound what is buffered;
+    # 20,000 trade records are a few MiB.
     max_poll_records: int = 20_000
 
 
