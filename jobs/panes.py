@@ -27,19 +27,16 @@ from functools import cache
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
+from jobs.tables import PANE_VALUES
 from jobs.transforms import Transform, utc_date
 
 MINUTE = timedelta(minutes=1)
 EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
-# Value columns of a pane, as in cql/050_panes.cql: the one list that the Spark
-# aggregation, the store and the merges share.
-PARTIAL_VALUES = (
-    "trade_count", "price_sum", "volume_sum", "notional_sum", "log_price_sum",
-    "inverse_price_sum", "low_price", "high_price",
-    "open_ts", "open_partition", "open_offset", "open_price",
-    "close_ts", "close_partition", "close_offset", "close_price",
-)
+# A pane's first and last trade, each stored as these four columns (open_ts, ...).
+ENDS = ("open", "close")
+END_FIELDS = (("trade_ts", "ts"), ("kafka_partition", "partition"),
+              ("kafka_offset", "offset"), ("price", "price"))
 
 
 def whole_seconds(length: timedelta) -> int:
@@ -88,15 +85,15 @@ def partials(pane: timedelta) -> Transform:
             F.min(trade).alias("open"),
             F.max(trade).alias("close"),
         )
+        ends = {f"{end}_{name}": F.col(f"{end}.{field}")
+                for end in ENDS for field, name in END_FIELDS}
+        # The pane's columns in the table's order; the aggregates above are named alike.
         output = (
             F.col("symbol"),
             utc_date(F.col("pane_start")).alias("pane_date"),
             F.col("pane_start"),
-            *(F.col(name) for name in PARTIAL_VALUES[:8]),
-            *(F.col(f"{end}.{field}").alias(f"{end}_{name}")
-              for end in ("open", "close")
-              for field, name in (("trade_ts", "ts"), ("kafka_partition", "partition"),
-                                  ("kafka_offset", "offset"), ("price", "price"))),
+            *(ends[name].alias(name) if name in ends else F.col(name)
+              for name in PANE_VALUES),
         )
         return pane_start.alias("pane_start"), aggregates, output
 
@@ -133,7 +130,7 @@ class Partial:
 
     @classmethod
     def of(cls, row: Mapping[str, object]) -> Partial:
-        return cls(**{name: row[name] for name in PARTIAL_VALUES})
+        return cls(**{name: row[name] for name in PANE_VALUES})
 
     def first_key(self) -> tuple:
         return (self.open_ts, self.open_partition, self.open_offset)

@@ -54,6 +54,7 @@ from jobs.settings import WindowSpec
 from jobs.sinks import write_table
 from jobs.spark_internals import batch_query_id, observed_values
 from jobs.stream_store import BatchReport, RunSettings, StreamStore
+from jobs.tables import PANE_VALUES
 from jobs.transforms import (
     TradeBounds,
     Transform,
@@ -120,7 +121,7 @@ def batch_partials(pane: timedelta) -> Transform:
     @cache
     def columns() -> tuple[Column, ...]:
         return tuple(F.unix_millis(c).alias(c) if c in TIME_COLUMNS else F.col(c)
-                     for c in ["symbol", "pane_start", *Partial.__dataclass_fields__])
+                     for c in ["symbol", "pane_start", *PANE_VALUES])
 
     def apply(trades: DataFrame) -> DataFrame:
         # The trades are cached: one task aggregates them without a shuffle, less than
@@ -235,10 +236,14 @@ class BatchProcessor:
         finished_at = now()
         oldest, median = counts["oldest_ingest_ms"], counts["median_ingest_ms"]
         report = BatchReport(
-            batch_id, counts["records"], counts["records"] - counts["rejected"],
-            counts["rejected"], panes, minutes, moving, started_at, trades_written_at,
-            finished_at, since(median, trades_written_at), since(oldest, trades_written_at),
-            since(oldest, finished_at), lag_records, lag_ms)
+            batch_id=batch_id, records=counts["records"],
+            trades=counts["records"] - counts["rejected"], rejected=counts["rejected"],
+            panes=panes, minute_rows=minutes, moving_rows=moving, started_at=started_at,
+            trades_written_at=trades_written_at, finished_at=finished_at,
+            trade_latency_p50_ms=since(median, trades_written_at),
+            trade_latency_p99_ms=since(oldest, trades_written_at),
+            window_latency_p99_ms=since(oldest, finished_at),
+            kafka_lag_records=lag_records, kafka_lag_ms=lag_ms)
         self.store.save_progress(self.plan.job, run_id, report)
         self.report(report)
 

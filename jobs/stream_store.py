@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import uuid
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta, timezone
 
 from cassandra import DriverException
@@ -19,9 +19,16 @@ from cassandra.concurrent import execute_concurrent, execute_concurrent_with_arg
 from cassandra.query import BatchStatement, BatchType, PreparedStatement
 
 from contract.cassandra import make_cluster
-from jobs.panes import PARTIAL_VALUES, Pane, Partial
+from jobs.panes import Pane, Partial
 from jobs.settings import CassandraTarget
-from jobs.transforms import MINUTE_COLUMNS, MOVING_COLUMNS
+from jobs.tables import (
+    MINUTE_TRADES,
+    MOVING_MEANS,
+    PANE_VALUES,
+    PANES,
+    STREAM_PROGRESS,
+    STREAM_RUNS,
+)
 
 DAY = timedelta(days=1)
 CONCURRENCY = 64
@@ -41,6 +48,11 @@ class RunSettings:
 
 class MissingKeyspaceError(DriverException):
     """The schema was not applied to this keyspace."""
+
+
+# The report's measurements that may be unknown (None): stored as NaN, see nan_if_none.
+MEASUREMENTS = ("trade_latency_p50_ms", "trade_latency_p99_ms", "window_latency_p99_ms",
+                "kafka_lag_ms")
 
 
 @dataclass(frozen=True)
@@ -126,55 +138,38 @@ def day_slices(start: datetime, end: datetime) -> Iterator[tuple[datetime, datet
 class StreamStore:
     def __init__(self, session: Session, keyspace: str) -> None:
         self.session = session
-        values = ", ".join(PARTIAL_VALUES)
-        marks = ", ".join("?" for _ in PARTIAL_VALUES)
         prepare = session.prepare
         self._select_panes = prepare(
-            f"SELECT pane_start, last_batch_id, {values} FROM {keyspace}.panes"
+            f"SELECT pane_start, last_batch_id, {', '.join(PANE_VALUES)} FROM {keyspace}.panes"
             " WHERE run_id = ? AND symbol = ? AND pane_date = ?"
             " AND pane_start >= ? AND pane_start < ?")
-        self._insert_pane = prepare(
-            f"INSERT INTO {keyspace}.panes (run_id, symbol, pane_date, pane_start,"
-            f" last_batch_id, {values}) VALUES (?, ?, ?, ?, ?, {marks})")
-        self._insert_minute = prepare(
-            f"INSERT INTO {keyspace}.minute_trades ({', '.join(MINUTE_COLUMNS)})"
-            f" VALUES ({', '.join('?' for _ in MINUTE_COLUMNS)})")
-        self._insert_moving = prepare(
-            f"INSERT INTO {keyspace}.moving_means ({', '.join(MOVING_COLUMNS)})"
-            f" VALUES ({', '.join('?' for _ in MOVING_COLUMNS)})")
+        self._insert_pane = prepare(PANES.insert(keyspace))
+        self._insert_minute = prepare(MINUTE_TRADES.insert(keyspace))
+        self._insert_moving = prepare(MOVING_MEANS.insert(keyspace))
         self._select_run = prepare(
-            f"SELECT topic, window_seconds, slide_seconds, pane_seconds"
+            f"SELECT {', '.join(RunSettings.__dataclass_fields__)}"
             f" FROM {keyspace}.stream_runs WHERE run_id = ?")
-        self._insert_progress = prepare(
-            f"INSERT INTO {keyspace}.stream_progress (job, day, finished_at, batch_id, run_id,"
-            " started_at, trades_written_at, records, trades, rejected, panes, minute_rows,"
-            " moving_rows, trade_latency_p50_ms, trade_latency_p99_ms, window_latency_p99_ms,"
-            " kafka_lag_records, kafka_lag_ms)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
-        self._insert_run = prepare(
-            f"INSERT INTO {keyspace}.stream_runs (run_id, topic, window_seconds, slide_seconds,"
-            " pane_seconds, started_at) VALUES (?, ?, ?, ?, ?, ?) IF NOT EXISTS")
+        self._insert_progress = prepare(STREAM_PROGRESS.insert(keyspace))
+        self._insert_run = prepare(STREAM_RUNS.insert(keyspace, suffix=" IF NOT EXISTS"))
 
     # --- runs ---
 
     def register_run(self, run_id: uuid.UUID, settings: RunSettings) -> RunSettings:
         """The settings the run was first started with (these ones, for a new run)."""
-        self.session.execute(self._insert_run, (
-            run_id, settings.topic, settings.window_seconds, settings.slide_seconds,
-            settings.pane_seconds, datetime.now(timezone.utc)))
+        self.session.execute(self._insert_run, STREAM_RUNS.row(
+            {"run_id": run_id, **asdict(settings), "started_at": datetime.now(timezone.utc)}))
         row = self.session.execute(self._select_run, (run_id,)).one()
-        return RunSettings(row.topic, row.window_seconds, row.slide_seconds, row.pane_seconds)
+        return RunSettings(**row._asdict())
 
     # --- progress ---
 
     def save_progress(self, job: str, run_id: uuid.UUID, report: BatchReport) -> None:
-        self.session.execute(self._insert_progress, (
-            job, report.finished_at.date(), report.finished_at, report.batch_id, run_id,
-            report.started_at, report.trades_written_at, report.records, report.trades,
-            report.rejected, report.panes, report.minute_rows, report.moving_rows,
-            nan_if_none(report.trade_latency_p50_ms), nan_if_none(report.trade_latency_p99_ms),
-            nan_if_none(report.window_latency_p99_ms), report.kafka_lag_records,
-            nan_if_none(report.kafka_lag_ms)))
+        values = asdict(report)
+        # Unknown measurements are NaN; an unknown record count stays null (bigint).
+        for name in MEASUREMENTS:
+            values[name] = nan_if_none(values[name])
+        self.session.execute(self._insert_progress, STREAM_PROGRESS.row(
+            {**values, "job": job, "day": report.finished_at.date(), "run_id": run_id}))
 
     # --- panes ---
 
@@ -204,15 +199,15 @@ class StreamStore:
         folds only the panes not marked with its id and rewrites every window with the
         same values.
         """
-        pane_args = [(run_id, symbol, start.date(), start, pane.last_batch_id,
-                      *(getattr(pane.partial, name) for name in PARTIAL_VALUES))
+        pane_args = [PANES.row({"run_id": run_id, "symbol": symbol, "pane_date": start.date(),
+                                "pane_start": start, "last_batch_id": pane.last_batch_id,
+                                **{name: getattr(pane.partial, name)
+                                   for name in PANE_VALUES}})
                      for (symbol, start), pane in panes.items()]
         batches = [
             *partition_batches(self._insert_pane, pane_args),
-            *partition_batches(self._insert_minute,
-                               [tuple(r[c] for c in MINUTE_COLUMNS) for r in minutes]),
-            *partition_batches(self._insert_moving,
-                               [tuple(r[c] for c in MOVING_COLUMNS) for r in moving]),
+            *partition_batches(self._insert_minute, [MINUTE_TRADES.row(r) for r in minutes]),
+            *partition_batches(self._insert_moving, [MOVING_MEANS.row(r) for r in moving]),
         ]
         if batches:
             execute_concurrent(self.session, [(batch, None) for batch in batches],

@@ -18,30 +18,13 @@ from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql.avro.functions import from_avro, to_avro
 
+import contract
 from contract import validation
+from jobs.tables import MINUTE_TRADES, MOVING_MEANS, REJECTED_RECORDS, TRADES
 
 Transform = Callable[[DataFrame], DataFrame]
 
 MILLIS_PER_DAY = 86_400_000
-
-# Columns of the Cassandra tables, in the order of the CQL files.
-TRADE_COLUMNS = (
-    "symbol", "trade_date", "trade_ts", "kafka_partition", "kafka_offset",
-    "price", "volume", "conditions", "ingest_ts", "kafka_topic",
-)
-REJECTED_COLUMNS = (
-    "kafka_topic", "kafka_date", "kafka_partition", "kafka_offset", "kafka_ts",
-    "payload", "reason", "seen_at",
-)
-MINUTE_COLUMNS = (
-    "symbol", "window_start", "window_end", "trade_count", "avg_price", "open_price",
-    "high_price", "low_price", "close_price", "total_volume", "vwap",
-)
-MOVING_COLUMNS = (
-    "symbol", "window_seconds", "slide_seconds", "window_end", "window_start", "trade_count",
-    "arithmetic_mean", "geometric_mean", "harmonic_mean",
-)
-
 
 @dataclass(frozen=True)
 class TradeBounds:
@@ -225,18 +208,10 @@ def _trade_columns() -> tuple[Column, ...]:
     twice a micro-batch, and building columns takes calls into the JVM every time.
     Columns are plain expressions, reusable on any DataFrame.
     """
-    return (
-        F.col("trade.symbol").alias("symbol"),
-        utc_date(F.col("trade.trade_ts")).alias("trade_date"),
-        F.col("trade.trade_ts").alias("trade_ts"),
-        F.col("kafka_partition"),
-        F.col("kafka_offset"),
-        F.col("trade.price").alias("price"),
-        F.col("trade.volume").alias("volume"),
-        F.col("trade.conditions").alias("conditions"),
-        F.col("trade.ingest_ts").alias("ingest_ts"),
-        F.col("kafka_topic"),
-    )
+    return tuple(TRADES.project(
+        trade_date=utc_date(F.col("trade.trade_ts")),
+        **{name: F.col(f"trade.{name}") for name in
+           ("symbol", "trade_ts", "price", "volume", "conditions", "ingest_ts")}))
 
 
 def valid_trades(decoded: DataFrame) -> DataFrame:
@@ -262,16 +237,8 @@ def rejected_records(seen_at: Column | None = None) -> Transform:
         return (
             decoded
             .where(F.col("reason").isNotNull())
-            .select(
-                "kafka_topic",
-                utc_date(F.col("kafka_ts")).alias("kafka_date"),
-                "kafka_partition",
-                "kafka_offset",
-                "kafka_ts",
-                "payload",
-                "reason",
-                seen.alias("seen_at"),
-            )
+            .select(*REJECTED_RECORDS.project(kafka_date=utc_date(F.col("kafka_ts")),
+                                              seen_at=seen))
         )
 
     return apply
@@ -306,24 +273,14 @@ def minute_windows(trades: DataFrame) -> DataFrame:
             F.sum("volume").alias("total_volume"),
             F.sum(F.col("price") * F.col("volume")).alias("notional"),
         )
-        .select(
-            "symbol",
-            F.col("window.start").alias("window_start"),
-            F.col("window.end").alias("window_end"),
-            "trade_count",
-            "avg_price",
-            "open_price",
-            "high_price",
-            "low_price",
-            "close_price",
-            "total_volume",
-            vwap(F.col("notional"), F.col("total_volume"), F.col("avg_price")).alias("vwap"),
-        )
+        .select(*MINUTE_TRADES.project(
+            window_start=F.col("window.start"), window_end=F.col("window.end"),
+            vwap=vwap(F.col("notional"), F.col("total_volume"), F.col("avg_price"))))
     )
 
 
-def moving_means(length: timedelta = timedelta(minutes=5),
-                 slide: timedelta = timedelta(seconds=30)) -> Transform:
+def moving_means(length: timedelta = contract.MOVING_WINDOW,
+                 slide: timedelta = contract.MOVING_SLIDE) -> Transform:
     """Trades -> arithmetic, geometric and harmonic mean price per sliding window.
 
     Sliding windows are aligned on the epoch (UTC) like the minute windows; each row
@@ -344,17 +301,9 @@ def moving_means(length: timedelta = timedelta(minutes=5),
                 F.exp(F.avg(F.log("price"))).alias("geometric_mean"),
                 (count / F.sum(1 / F.col("price"))).alias("harmonic_mean"),
             )
-            .select(
-                "symbol",
-                F.lit(window_s).alias("window_seconds"),
-                F.lit(slide_s).alias("slide_seconds"),
-                F.col("window.end").alias("window_end"),
-                F.col("window.start").alias("window_start"),
-                "trade_count",
-                "arithmetic_mean",
-                "geometric_mean",
-                "harmonic_mean",
-            )
+            .select(*MOVING_MEANS.project(
+                window_seconds=F.lit(window_s), slide_seconds=F.lit(slide_s),
+                window_end=F.col("window.end"), window_start=F.col("window.start")))
         )
 
     return apply

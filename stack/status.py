@@ -21,14 +21,12 @@ from typing import Any, TextIO
 
 import contract
 from jobs.kafka_lag import TopicEnds
+from jobs.tables import STREAM_PROGRESS
 
 log = logging.getLogger(__name__)
 
 JOB = contract.QUERY_NAME  # stream_progress.job
 MEASURED = ("kafka_lag_ms", "trade_latency_p50_ms", "trade_latency_p99_ms")
-PROGRESS_COLUMNS = ("batch_id", "started_at", "finished_at", "trades", "rejected",
-                    "kafka_lag_records", "kafka_lag_ms", "trade_latency_p50_ms",
-                    "trade_latency_p99_ms")
 
 
 @dataclass(frozen=True)
@@ -44,6 +42,10 @@ class Batch:
     kafka_lag_ms: float | None
     trade_latency_p50_ms: float | None
     trade_latency_p99_ms: float | None
+
+
+# What the status line reads of each stream_progress row (jobs.tables.STREAM_PROGRESS).
+PROGRESS_COLUMNS = tuple(Batch.__dataclass_fields__)
 
 
 @dataclass(frozen=True)
@@ -109,7 +111,7 @@ class ProgressReader:
     def __init__(self, session: Any, keyspace: str) -> None:
         self.session = session
         self.statement = session.prepare(
-            f"SELECT {', '.join(PROGRESS_COLUMNS)} FROM {keyspace}.stream_progress"
+            f"SELECT {', '.join(PROGRESS_COLUMNS)} FROM {keyspace}.{STREAM_PROGRESS.name}"
             " WHERE job = ? AND day = ? AND finished_at > ?")
 
     def since(self, start: datetime, now: datetime) -> list[Batch]:

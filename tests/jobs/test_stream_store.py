@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from jobs.stream_store import StreamStore, group_by_partition
-from jobs.transforms import MOVING_COLUMNS
+from jobs.tables import MOVING_MEANS
 
 T0 = datetime(2026, 11, 30, 12, 0, tzinfo=timezone.utc)
 
@@ -54,6 +54,6 @@ def test_batched_rows_all_reach_cassandra(cassandra_session, make_keyspace) -> N
             for n in range(120)]
     store.save_merge(uuid.uuid4(), {}, [], rows)
     stored = cassandra_session.execute(f"SELECT * FROM {keyspace}.moving_means")
-    assert sorted(tuple(getattr(r, c) for c in MOVING_COLUMNS) for r in stored) == sorted(
+    assert sorted(tuple(getattr(r, c) for c in MOVING_MEANS.columns) for r in stored) == sorted(
         tuple(r[c].replace(tzinfo=None) if isinstance(r[c], datetime) else r[c]
-              for c in MOVING_COLUMNS) for r in rows)
+              for c in MOVING_MEANS.columns) for r in rows)
