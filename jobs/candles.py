@@ -262,3 +262,63 @@ def bucket_column(resolution: str, start: Column) -> Column:
     if length < timedelta(hours=1):
         return F.trunc(day, "month")
     return F.trunc(day, "year")
+
+
+# --- the rolling 24-hour ticker ----------------------------------------------------------
+
+MINUTE = timedelta(minutes=1)
+HOUR = timedelta(hours=1)
+TICKER_SPAN = timedelta(days=1)
+
+
+@dataclass(frozen=True)
+class TickerLayout:
+    """The 1,440 minutes of a ticker, as the parts that cover them.
+
+    The window ends with the minute of the symbol's newest trade. Whole hours inside
+    it are read as hourly parts (at most 24); the minutes before the first and after
+    the last whole hour (at most 59 each) as minute parts: at most about 140 parts
+    where the minutes alone would be 1,440.
+    """
+
+    window_start: datetime
+    window_end: datetime
+    hours: tuple[datetime, datetime]
+    head_minutes: tuple[datetime, datetime]
+    tail_minutes: tuple[datetime, datetime]
+
+
+def ticker_layout(newest_trade_ts: datetime) -> TickerLayout:
+    end = EPOCH + ((newest_trade_ts - EPOCH) // MINUTE + 1) * MINUTE
+    start = end - TICKER_SPAN
+    first_hour = EPOCH + -((EPOCH - start) // HOUR) * HOUR  # ceil to the hour
+    last_hour = EPOCH + ((end - EPOCH) // HOUR) * HOUR  # floor to the hour
+    return TickerLayout(window_start=start, window_end=end, hours=(first_hour, last_hour),
+                        head_minutes=(start, first_hour), tail_minutes=(last_hour, end))
+
+
+def ticker_values(part: CandlePart, layout: TickerLayout) -> dict[str, object]:
+    """The value columns of a `ticker_24h` row from the merge of its window's parts."""
+    values = candle_values(part)
+    change = part.last_price - part.first_price
+    return {
+        "last_price": part.last_price,
+        "last_trade_ts": part.last_key[0],
+        "open_price": part.first_price,
+        "high_price": part.high_price,
+        "low_price": part.low_price,
+        "price_change": change,
+        "price_change_pct": 100.0 * change / part.first_price,
+        "total_volume": part.volume_sum,
+        "quote_volume": part.notional_sum,
+        "trade_count": part.trade_count,
+        "vwap": values["vwap"],
+        "window_start": layout.window_start,
+        "window_end": layout.window_end,
+    }
+
+
+def symbol_values(part: CandlePart) -> dict[str, object]:
+    """The value columns of a `symbols` row: the first and last trade stored."""
+    return {"first_trade_ts": part.first_key[0], "last_trade_ts": part.last_key[0],
+            "last_price": part.last_price}

@@ -23,6 +23,9 @@ from jobs.candles import (
     parse_resolutions,
     part_of,
     reference_candles,
+    symbol_values,
+    ticker_layout,
+    ticker_values,
     window_start,
 )
 
@@ -165,3 +168,33 @@ def test_reference_candles_on_inline_trades(spark: SparkSession) -> None:
     lone = got[("A", utc(2024, 3, 1, 12, 1))]
     assert math.isnan(lone["log_return_stddev"]) and lone["vwap"] == 50.0
     assert lone["parkinson_volatility"] == 0.0
+
+
+def test_ticker_layout_covers_the_1440_minutes_once() -> None:
+    layout = ticker_layout(utc(2024, 3, 2, 13, 47, 31))
+    assert (layout.window_start, layout.window_end) == (utc(2024, 3, 1, 13, 48),
+                                                        utc(2024, 3, 2, 13, 48))
+    assert layout.head_minutes == (utc(2024, 3, 1, 13, 48), utc(2024, 3, 1, 14))
+    assert layout.hours == (utc(2024, 3, 1, 14), utc(2024, 3, 2, 13))
+    assert layout.tail_minutes == (utc(2024, 3, 2, 13), utc(2024, 3, 2, 13, 48))
+    spans = (layout.head_minutes, layout.hours, layout.tail_minutes)
+    assert sum((end - start for start, end in spans), timedelta()) == timedelta(minutes=1440)
+    aligned = ticker_layout(utc(2024, 3, 2, 12, 59, 59, 999000))
+    assert aligned.hours == (utc(2024, 3, 1, 13), utc(2024, 3, 2, 13))
+    assert aligned.head_minutes[0] == aligned.head_minutes[1]
+    assert aligned.tail_minutes[0] == aligned.tail_minutes[1]
+
+
+def test_ticker_and_symbol_values_by_hand() -> None:
+    part = part_of([(key(0), 100.0, 1.0), (key(60), 120.0, 3.0), (key(90), 90.0, 0.0)])
+    layout = ticker_layout(T0 + timedelta(seconds=90))
+    values = ticker_values(part, layout)
+    assert values == {
+        "last_price": 90.0, "last_trade_ts": T0 + timedelta(seconds=90), "open_price": 100.0,
+        "high_price": 120.0, "low_price": 90.0, "price_change": -10.0,
+        "price_change_pct": -10.0, "total_volume": 4.0, "quote_volume": 460.0,
+        "trade_count": 3, "vwap": 115.0, "window_start": utc(2024, 2, 29, 12, 2),
+        "window_end": utc(2024, 3, 1, 12, 2)}
+    assert symbol_values(part) == {"first_trade_ts": T0,
+                                   "last_trade_ts": T0 + timedelta(seconds=90),
+                                   "last_price": 90.0}
