@@ -1,0 +1,324 @@
+"""Candles at every resolution, with volatility: the mergeable parts and the reference.
+
+A candle is the OHLC, volume, VWAP and volatility of one symbol's trades in one
+epoch-aligned window of a resolution (1s ... 1d). Two volatility measures:
+
+- log_return_stddev: the sample standard deviation (n - 1) of the log returns between
+  consecutive trades of the candle, in the total order (trade_ts, kafka_partition,
+  kafka_offset); NaN with fewer than two returns.
+- parkinson_volatility: sqrt(ln(high / low)^2 / (4 ln 2)), from the candle's range.
+
+A `CandlePart` summarises a run of consecutive trades: besides counts, sums and the
+first and last trade, it keeps the sum and the sum of squares of the log returns
+inside the run. Two runs merge when one ends before the other starts in the total
+order: the return across the boundary is ln(first of the later) - ln(last of the
+earlier), and the sums add. Two parts whose trades interleave (a late trade that falls
+between two trades already summarised) cannot be merged that way: `merge_in_order`
+raises `Interleaved`, and the caller rebuilds that part from its stored trades.
+
+Nothing here does I/O. `reference_candles` is the batch computation from `trades`
+rows, written independently of the parts, that the recompute and the tests use.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta, timezone
+
+from pyspark.sql import Column, DataFrame, Window
+from pyspark.sql import functions as F
+
+from jobs.transforms import Transform, utc_date
+
+EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+LN2 = math.log(2.0)
+
+# Every resolution a candle may have, by the name the tables and dashboards use.
+RESOLUTIONS: dict[str, timedelta] = {
+    "1s": timedelta(seconds=1),
+    "5s": timedelta(seconds=5),
+    "15s": timedelta(seconds=15),
+    "30s": timedelta(seconds=30),
+    "1m": timedelta(minutes=1),
+    "2m": timedelta(minutes=2),
+    "3m": timedelta(minutes=3),
+    "5m": timedelta(minutes=5),
+    "15m": timedelta(minutes=15),
+    "30m": timedelta(minutes=30),
+    "1h": timedelta(hours=1),
+    "2h": timedelta(hours=2),
+    "4h": timedelta(hours=4),
+    "1d": timedelta(days=1),
+}
+
+
+def parse_resolutions(text: str) -> tuple[str, ...]:
+    """'1s, 1m,5m' -> ('1s', '1m', '5m'), shortest first; unknown or no names: ValueError."""
+    names = {part.strip() for part in text.split(",") if part.strip()}
+    unknown = sorted(names - RESOLUTIONS.keys())
+    if unknown:
+        raise ValueError(f"unknown candle resolutions {', '.join(unknown)}; "
+                         f"known: {', '.join(RESOLUTIONS)}")
+    if not names:
+        raise ValueError("no candle resolution given")
+    return tuple(sorted(names, key=RESOLUTIONS.__getitem__))
+
+
+def window_start(ts: datetime, resolution: str) -> datetime:
+    """The start of the epoch-aligned window of this resolution that holds ts (UTC)."""
+    step = RESOLUTIONS[resolution]
+    return EPOCH + ((ts - EPOCH) // step) * step
+
+
+def bucket(resolution: str, start: datetime) -> date:
+    """The partition bucket of a candle: the first day of its day, month or year.
+
+    Chosen so that no partition holds much more than 100,000 rows: a day of 1s candles
+    is 86,400 rows, a month of 1m candles 44,640, a year of 1h candles 8,784.
+    """
+    day = start.astimezone(timezone.utc).date()
+    length = RESOLUTIONS[resolution]
+    if length < timedelta(minutes=1):
+        return day
+    if length < timedelta(hours=1):
+        return day.replace(day=1)
+    return day.replace(month=1, day=1)
+
+
+class Interleaved(ValueError):
+    """Two parts' trades interleave in the total order: rebuild from the trades."""
+
+
+OrderKey = tuple[datetime, int, int]
+
+
+@dataclass(frozen=True)
+class CandlePart:
+    """The summary of consecutive trades of one symbol (see the module docstring)."""
+
+    trade_count: int
+    price_sum: float
+    volume_sum: float
+    notional_sum: float
+    low_price: float
+    high_price: float
+    first_key: OrderKey
+    first_price: float
+    last_key: OrderKey
+    last_price: float
+    # Over the trade_count - 1 log returns between consecutive trades of the part.
+    return_sum: float
+    return_square_sum: float
+
+
+def part_of(trades: Sequence[tuple[OrderKey, float, float]]) -> CandlePart:
+    """The part of (order key, price, volume) trades; sorted here by their key."""
+    if not trades:
+        raise ValueError("a part needs at least one trade")
+    ordered = sorted(trades, key=lambda trade: trade[0])
+    prices = [price for _, price, _ in ordered]
+    returns = [math.log(b) - math.log(a) for a, b in itertools.pairwise(prices)]
+    return CandlePart(
+        trade_count=len(ordered),
+        price_sum=math.fsum(prices),
+        volume_sum=math.fsum(volume for _, _, volume in ordered),
+        notional_sum=math.fsum(price * volume for _, price, volume in ordered),
+        low_price=min(prices),
+        high_price=max(prices),
+        first_key=ordered[0][0], first_price=prices[0],
+        last_key=ordered[-1][0], last_price=prices[-1],
+        return_sum=math.fsum(returns),
+        return_square_sum=math.fsum(r * r for r in returns),
+    )
+
+
+def merge_in_order(parts: Iterable[CandlePart]) -> CandlePart:
+    """One part for the union of disjoint parts, or Interleaved if two of them overlap
+    in the total order (then no sum of theirs says which returns the union has)."""
+    ordered = sorted(parts, key=lambda part: part.first_key)
+    if not ordered:
+        raise ValueError("merge needs at least one part")
+    for earlier, later in itertools.pairwise(ordered):
+        if not earlier.last_key < later.first_key:
+            raise Interleaved(f"trades up to {earlier.last_key} and from {later.first_key}"
+                              " interleave")
+    boundaries = [math.log(later.first_price) - math.log(earlier.last_price)
+                  for earlier, later in itertools.pairwise(ordered)]
+    return CandlePart(
+        trade_count=sum(part.trade_count for part in ordered),
+        price_sum=math.fsum(part.price_sum for part in ordered),
+        volume_sum=math.fsum(part.volume_sum for part in ordered),
+        notional_sum=math.fsum(part.notional_sum for part in ordered),
+        low_price=min(part.low_price for part in ordered),
+        high_price=max(part.high_price for part in ordered),
+        first_key=ordered[0].first_key, first_price=ordered[0].first_price,
+        last_key=ordered[-1].last_key, last_price=ordered[-1].last_price,
+        return_sum=math.fsum([*(part.return_sum for part in ordered), *boundaries]),
+        return_square_sum=math.fsum([*(part.return_square_sum for part in ordered),
+                                     *(r * r for r in boundaries)]),
+    )
+
+
+def log_return_stddev(part: CandlePart) -> float:
+    """Sample standard deviation of the part's log returns; NaN with fewer than two."""
+    returns = part.trade_count - 1
+    if returns < 2:
+        return math.nan
+    mean = part.return_sum / returns
+    # Sum of squared deviations; rounding can leave it a hair below zero.
+    deviations = max(part.return_square_sum - returns * mean * mean, 0.0)
+    return math.sqrt(deviations / (returns - 1))
+
+
+def parkinson_volatility(high: float, low: float) -> float:
+    """sqrt(ln(high / low)^2 / (4 ln 2)): 0 when high equals low."""
+    return abs(math.log(high / low)) / (2.0 * math.sqrt(LN2))
+
+
+def candle_values(part: CandlePart) -> dict[str, object]:
+    """The value columns of a `candles` row (VWAP falls back to the average price)."""
+    avg = part.price_sum / part.trade_count
+    return {
+        "trade_count": part.trade_count,
+        "open_price": part.first_price,
+        "high_price": part.high_price,
+        "low_price": part.low_price,
+        "close_price": part.last_price,
+        "total_volume": part.volume_sum,
+        "avg_price": avg,
+        "vwap": part.notional_sum / part.volume_sum if part.volume_sum > 0 else avg,
+        "log_return_stddev": log_return_stddev(part),
+        "parkinson_volatility": parkinson_volatility(part.high_price, part.low_price),
+    }
+
+
+CANDLE_COLUMNS = (
+    "symbol", "resolution", "bucket", "window_start", "window_end", "trade_count",
+    "open_price", "high_price", "low_price", "close_price", "total_volume", "avg_price",
+    "vwap", "log_return_stddev", "parkinson_volatility",
+)
+
+
+def reference_candles(resolution: str) -> Transform:
+    """Rows of `trades` -> one candle row per symbol and window of the resolution.
+
+    Computed directly from the trades with window functions (the previous trade's
+    price in the total order), not from parts: the recompute's and the tests' truth.
+    """
+    seconds = int(RESOLUTIONS[resolution].total_seconds())
+
+    def apply(trades: DataFrame) -> DataFrame:
+        millis = F.unix_millis("trade_ts")
+        start = F.timestamp_millis(millis - F.pmod(millis, F.lit(seconds * 1000)))
+        order = ("trade_ts", "kafka_partition", "kafka_offset")
+        in_candle = Window.partitionBy("symbol", "window_start").orderBy(*order)
+        log_price = F.log("price")
+        with_returns = (trades.withColumn("window_start", start)
+                        .withColumn("log_return", log_price - F.lag(log_price).over(in_candle)))
+        trade = F.struct(*order, "price")
+        price = F.col("price")
+        grouped = with_returns.groupBy("symbol", "window_start").agg(
+            F.count(F.lit(1)).alias("trade_count"),
+            F.min(trade)["price"].alias("open_price"),
+            F.max(price).alias("high_price"),
+            F.min(price).alias("low_price"),
+            F.max(trade)["price"].alias("close_price"),
+            F.sum("volume").alias("total_volume"),
+            F.avg(price).alias("avg_price"),
+            F.sum(price * F.col("volume")).alias("notional"),
+            F.count("log_return").alias("returns"),
+            F.stddev_samp("log_return").alias("stddev"),
+        )
+        return grouped.select(
+            "symbol",
+            F.lit(resolution).alias("resolution"),
+            bucket_column(resolution, F.col("window_start")).alias("bucket"),
+            "window_start",
+            (F.col("window_start") + F.make_dt_interval(secs=F.lit(seconds)))
+            .alias("window_end"),
+            "trade_count", "open_price", "high_price", "low_price", "close_price",
+            "total_volume", "avg_price",
+            F.when(F.col("total_volume") > 0, F.col("notional") / F.col("total_volume"))
+            .otherwise(F.col("avg_price")).alias("vwap"),
+            # stddev_samp is null (not NaN) for a single value: the contract says NaN.
+            F.when(F.col("returns") >= 2, F.col("stddev")).otherwise(F.lit(math.nan))
+            .alias("log_return_stddev"),
+            (F.abs(F.log(F.col("high_price") / F.col("low_price"))) / (2.0 * math.sqrt(LN2)))
+            .alias("parkinson_volatility"),
+        )
+
+    return apply
+
+
+def bucket_column(resolution: str, start: Column) -> Column:
+    """`bucket` as a Spark column of the window start, whatever the session time zone."""
+    day = utc_date(start)
+    length = RESOLUTIONS[resolution]
+    if length < timedelta(minutes=1):
+        return day
+    if length < timedelta(hours=1):
+        return F.trunc(day, "month")
+    return F.trunc(day, "year")
+
+
+# --- the rolling 24-hour ticker ----------------------------------------------------------
+
+MINUTE = timedelta(minutes=1)
+HOUR = timedelta(hours=1)
+TICKER_SPAN = timedelta(days=1)
+
+
+@dataclass(frozen=True)
+class TickerLayout:
+    """The 1,440 minutes of a ticker, as the parts that cover them.
+
+    The window ends with the minute of the symbol's newest trade. Whole hours inside
+    it are read as hourly parts (at most 24); the minutes before the first and after
+    the last whole hour (at most 59 each) as minute parts: at most about 140 parts
+    where the minutes alone would be 1,440.
+    """
+
+    window_start: datetime
+    window_end: datetime
+    hours: tuple[datetime, datetime]
+    head_minutes: tuple[datetime, datetime]
+    tail_minutes: tuple[datetime, datetime]
+
+
+def ticker_layout(newest_trade_ts: datetime) -> TickerLayout:
+    end = EPOCH + ((newest_trade_ts - EPOCH) // MINUTE + 1) * MINUTE
+    start = end - TICKER_SPAN
+    first_hour = EPOCH + -((EPOCH - start) // HOUR) * HOUR  # ceil to the hour
+    last_hour = EPOCH + ((end - EPOCH) // HOUR) * HOUR  # floor to the hour
+    return TickerLayout(window_start=start, window_end=end, hours=(first_hour, last_hour),
+                        head_minutes=(start, first_hour), tail_minutes=(last_hour, end))
+
+
+def ticker_values(part: CandlePart, layout: TickerLayout) -> dict[str, object]:
+    """The value columns of a `ticker_24h` row from the merge of its window's parts."""
+    values = candle_values(part)
+    change = part.last_price - part.first_price
+    return {
+        "last_price": part.last_price,
+        "last_trade_ts": part.last_key[0],
+        "open_price": part.first_price,
+        "high_price": part.high_price,
+        "low_price": part.low_price,
+        "price_change": change,
+        "price_change_pct": 100.0 * change / part.first_price,
+        "total_volume": part.volume_sum,
+        "quote_volume": part.notional_sum,
+        "trade_count": part.trade_count,
+        "vwap": values["vwap"],
+        "window_start": layout.window_start,
+        "window_end": layout.window_end,
+    }
+
+
+def symbol_values(part: CandlePart) -> dict[str, object]:
+    """The value columns of a `symbols` row: the first and last trade stored."""
+    return {"first_trade_ts": part.first_key[0], "last_trade_ts": part.last_key[0],
+            "last_price": part.last_price}
