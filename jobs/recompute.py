@@ -53,7 +53,8 @@ def build_parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m jobs.recompute", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     add = parser.add_argument
-    start, end = env.get("RECOMPUTE_FROM"), env.get("RECOMPUTE_TO")
+    start = envvars.optional(env, "RECOMPUTE_FROM")
+    end = envvars.optional(env, "RECOMPUTE_TO")
     add("--from", dest="start", type=settings.utc_timestamp, required=not start,
         default=settings.utc_timestamp(start) if start else None,
         help="range start, inclusive (env RECOMPUTE_FROM)")
@@ -63,9 +64,7 @@ def build_parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
     add("--symbols", default=envvars.get(env, "RECOMPUTE_SYMBOLS", ""),
         help="comma-separated; reads only their partitions (default: every symbol; "
              "env RECOMPUTE_SYMBOLS)")
-    settings.add_window_options(parser, env)
-    settings.add_cassandra_options(parser, env)
-    settings.add_spark_options(parser, env)
+    settings.add_job_options(parser, env)
     return parser
 
 
@@ -77,9 +76,7 @@ def parse_config(argv: Sequence[str], env: Mapping[str, str]) -> RecomputeConfig
     return RecomputeConfig(
         start=args.start,
         end=args.end,
-        cassandra=settings.cassandra_target(args, env),
-        spark=settings.spark_launch(args),
-        windows=settings.window_spec(parser, args),
+        **settings.job_settings(parser, args, env),
         symbols=tuple(s.strip() for s in args.symbols.split(",") if s.strip()),
     )
 

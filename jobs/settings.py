@@ -199,6 +199,20 @@ def add_window_options(parser: argparse.ArgumentParser, env: Mapping[str, str]) 
         help="moving-mean window slide (env STREAM_MOVING_SLIDE)")
 
 
+def add_job_options(parser: argparse.ArgumentParser, env: Mapping[str, str]) -> None:
+    """The options every job shares: windows, Cassandra, Spark."""
+    add_window_options(parser, env)
+    add_cassandra_options(parser, env)
+    add_spark_options(parser, env)
+
+
+def job_settings(parser: argparse.ArgumentParser, args: argparse.Namespace,
+                 env: Mapping[str, str]) -> dict[str, object]:
+    """The shared options as config fields: cassandra, spark and windows."""
+    return {"cassandra": cassandra_target(args, env), "spark": spark_launch(args),
+            "windows": window_spec(parser, args)}
+
+
 def cassandra_target(args: argparse.Namespace, env: Mapping[str, str]) -> CassandraTarget:
     return CassandraTarget(
         host=args.cassandra_host,

@@ -107,16 +107,15 @@ def build_parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
         default=envvars.flag(env, "STREAM_AVAILABLE_NOW"),
         help="process what the topic holds now, then exit (env STREAM_AVAILABLE_NOW=1)")
     add("--max-clock-skew", type=settings.positive_duration,
-        default=envvars.get(env, "STREAM_MAX_CLOCK_SKEW", contract.spell_duration(MAX_FUTURE_SKEW)),
+        default=envvars.get(env, "STREAM_MAX_CLOCK_SKEW",
+                            contract.spell_duration(MAX_FUTURE_SKEW)),
         help="a trade dated later than its Kafka timestamp plus this is rejected as"
              " future_trade_ts (env STREAM_MAX_CLOCK_SKEW)")
     add("--min-trade-ts", type=settings.utc_timestamp,
         default=envvars.get(env, "STREAM_MIN_TRADE_TS",
                             TradeBounds.min_trade_ts.isoformat()),
         help="a trade dated before this is rejected as stale_trade_ts (env STREAM_MIN_TRADE_TS)")
-    settings.add_window_options(parser, env)
-    settings.add_cassandra_options(parser, env)
-    settings.add_spark_options(parser, env)
+    settings.add_job_options(parser, env)
     return parser
 
 
@@ -134,9 +133,7 @@ def parse_config(argv: Sequence[str], env: Mapping[str, str]) -> StreamConfig:
             max_offsets_per_trigger=args.max_offsets_per_trigger or None,
             fetch_max_wait_ms=args.kafka_fetch_max_wait_ms,
         ),
-        cassandra=settings.cassandra_target(args, env),
-        spark=settings.spark_launch(args),
-        windows=settings.window_spec(parser, args),
+        **settings.job_settings(parser, args, env),
         bounds=TradeBounds(max_clock_skew=args.max_clock_skew, min_trade_ts=args.min_trade_ts),
         avro_schema=args.avro_schema.resolve(),
         checkpoint_root=root,
