@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import NoReturn
 
 import contract
+from contract.exits import ExitCode
 from producer.app import main
 from producer.config import (
     DEFAULT_MAX_FUTURE_SKEW_S,
@@ -30,7 +31,6 @@ from producer.config import (
     SyntheticConfig,
     parse_symbols,
 )
-from producer.errors import EXIT_USAGE
 from producer.logs import setup_logging
 
 DEFAULT_SYNTHETIC_SYMBOLS = "BINANCE:BTCUSDT,BINANCE:ETHUSDT,BINANCE:SOLUSDT,AAPL,MSFT"
@@ -43,7 +43,7 @@ class _Parser(argparse.ArgumentParser):
     """Usage errors as one line on stderr and exit 2, without the usage block."""
 
     def error(self, message: str) -> NoReturn:
-        self.exit(EXIT_USAGE, f"producer: error: {' '.join(message.split())}\n")
+        self.exit(ExitCode.USAGE, f"producer: error: {' '.join(message.split())}\n")
 
 
 def _env(name: str, default: str | None = None) -> str | None:
@@ -186,7 +186,7 @@ def _read_token(args: argparse.Namespace, parser: argparse.ArgumentParser) -> Se
         try:
             token = read_token_file(args.token_file)
         except ValueError as err:
-            parser.exit(EXIT_USAGE, f"producer: error: {err}\n")
+            parser.exit(ExitCode.USAGE, f"producer: error: {err}\n")
     else:
         token = os.environ.get("FINNHUB_TOKEN", "").strip()
     return Secret(token) if token else None
@@ -219,7 +219,7 @@ def parse_config(argv: Sequence[str] | None = None) -> tuple[ProducerConfig, str
         hint = (" (there is no --token option: set FINNHUB_TOKEN or use --token-file, since "
                 "command lines are visible to every user of the machine)"
                 if any(a.startswith("--tok") for a in unknown) else "")
-        parser.exit(EXIT_USAGE, f"producer: error: {len(unknown)} unrecognized "
+        parser.exit(ExitCode.USAGE, f"producer: error: {len(unknown)} unrecognized "
                                 f"argument(s){hint}\n")
     kafka = KafkaConfig(
         bootstrap_servers=args.bootstrap_servers, topic=args.topic,

@@ -13,8 +13,9 @@ from urllib.parse import parse_qsl, urlsplit
 
 import contract
 from contract import validation
+from contract.exits import ExitCode
 from contract.validation import MIN_TRADE_TS_MS
-from producer.errors import EXIT_USAGE, FatalError
+from producer.errors import FatalError
 
 # Finnhub's free tier accepts about 50 symbols per connection; beyond that it answers
 # "Subscribing to too many symbols" and the extra symbols silently get no data.
@@ -137,7 +138,7 @@ def parse_symbols(text: str) -> tuple[str, ...]:
 
 
 def validate(config: ProducerConfig, now_ms: int) -> None:
-    """Raise FatalError(EXIT_USAGE) for a configuration that cannot run.
+    """Raise FatalError(ExitCode.USAGE) for a configuration that cannot run.
 
     `now_ms` is the wall clock at start, for options that must not lie in the future.
     """
@@ -156,7 +157,7 @@ def validate(config: ProducerConfig, now_ms: int) -> None:
 
 
 def _usage(message: str) -> None:
-    raise FatalError(message, EXIT_USAGE)
+    raise FatalError(message, ExitCode.USAGE)
 
 
 def _seconds(option: str, value: float, *, allow_zero: bool = False) -> None:

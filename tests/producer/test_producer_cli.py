@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
+from contract.exits import ExitCode
 from producer.__main__ import parse_config
 from producer.app import main
 from producer.config import LiveConfig, Secret, SyntheticConfig, parse_symbols
-from producer.errors import EXIT_KAFKA, EXIT_USAGE
 
 TOKEN = "sekrit-token-value-123"
 
@@ -61,7 +61,7 @@ def test_bad_environment_value_fails_like_a_bad_flag(monkeypatch: pytest.MonkeyP
     monkeypatch.setenv("SYNTHETIC_RATE", "fast")
     with pytest.raises(SystemExit) as exit_info:
         parse_config(["synthetic"])
-    assert exit_info.value.code == EXIT_USAGE
+    assert exit_info.value.code == ExitCode.USAGE
     assert "--rate" in capsys.readouterr().err
 
 
@@ -80,7 +80,7 @@ def test_there_is_no_token_flag_and_the_value_is_never_echoed(
         argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exit_info:
         parse_config(argv)
-    assert exit_info.value.code == EXIT_USAGE
+    assert exit_info.value.code == ExitCode.USAGE
     captured = capsys.readouterr()
     assert TOKEN not in captured.out + captured.err
     assert "FINNHUB_TOKEN" in captured.err
@@ -108,7 +108,7 @@ def test_too_many_symbols_is_refused_at_start(monkeypatch: pytest.MonkeyPatch,
     monkeypatch.setenv("FINNHUB_TOKEN", TOKEN)
     symbols = ",".join(f"BINANCE:C{i}USDT" for i in range(51))
     code, output = run_main(["live", "--symbols", symbols], capsys)
-    assert code == EXIT_USAGE
+    assert code == ExitCode.USAGE
     assert "51 symbols requested" in output and "at most 50" in output
     assert len(output.strip().splitlines()) == 1
 
@@ -118,7 +118,7 @@ def test_missing_token_is_a_clear_error_before_connecting(
     # The URL points nowhere: the error must come before any connection attempt.
     code, output = run_main(["live", "--symbols", "AAPL", "--ws-url", "ws://127.0.0.1:1"],
                             capsys)
-    assert code == EXIT_USAGE
+    assert code == ExitCode.USAGE
     assert output.strip() == ("producer: error: no Finnhub API token: set FINNHUB_TOKEN or "
                               "pass --token-file PATH")
 
@@ -168,7 +168,7 @@ def test_invalid_configurations(argv: list[str], message: str,
     # unreachable: every one must fail before anything connects.
     monkeypatch.setenv("FINNHUB_TOKEN", TOKEN)
     code, output = run_main([*argv, "--bootstrap-servers", "127.0.0.1:1"], capsys)
-    assert code == EXIT_USAGE
+    assert code == ExitCode.USAGE
     assert output.startswith("producer: error: ") and message in output, output
     assert len(output.strip().splitlines()) == 1
     assert TOKEN not in output
@@ -184,7 +184,7 @@ def test_bad_token_file_is_one_clear_line(tmp_path: Path, content: bytes, messag
     token_file.write_bytes(content)
     with pytest.raises(SystemExit) as exit_info:
         parse_config([*LIVE, "--token-file", str(token_file)])
-    assert exit_info.value.code == EXIT_USAGE
+    assert exit_info.value.code == ExitCode.USAGE
     err = capsys.readouterr().err
     assert err.startswith(f"producer: error: {message}") and len(err.splitlines()) == 1
 
@@ -200,7 +200,7 @@ def test_token_file_must_be_a_regular_file(tmp_path: Path, path: str,
         os.mkfifo(target)  # opening it must not block waiting for a writer
     with pytest.raises(SystemExit) as exit_info:
         parse_config([*LIVE, "--token-file", str(target)])
-    assert exit_info.value.code == EXIT_USAGE
+    assert exit_info.value.code == ExitCode.USAGE
     err = capsys.readouterr().err
     assert err.startswith("producer: error: ") and len(err.splitlines()) == 1
     assert ("is not a regular file" in err) or ("cannot read --token-file" in err)
@@ -209,7 +209,7 @@ def test_token_file_must_be_a_regular_file(tmp_path: Path, path: str,
 def test_argparse_errors_are_one_line(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exit_info:
         parse_config(["synthetic", "--rate", "fast"])
-    assert exit_info.value.code == EXIT_USAGE
+    assert exit_info.value.code == ExitCode.USAGE
     assert capsys.readouterr().err == (
         "producer: error: argument --rate: invalid float value: 'fast'\n")
 
@@ -227,7 +227,7 @@ def test_replay_needs_an_existing_file(tmp_path: Path,
     # Checked before Kafka is contacted (this broker address does not exist).
     code, output = run_main(["replay", str(tmp_path / "missing.jsonl"), "--bootstrap-servers",
                              "127.0.0.1:1", "--kafka-connect-timeout", "30"], capsys)
-    assert code == EXIT_USAGE
+    assert code == ExitCode.USAGE
     assert "replay file not found" in output
 
 
@@ -235,6 +235,6 @@ def test_unreachable_kafka_at_start_exits_with_a_clear_message(
         capsys: pytest.CaptureFixture[str]) -> None:
     code, output = run_main(["synthetic", "--count", "10", "--bootstrap-servers",
                              "127.0.0.1:1", "--kafka-connect-timeout", "1"], capsys)
-    assert code == EXIT_KAFKA
+    assert code == ExitCode.KAFKA
     assert output.startswith("producer: error: Kafka broker unreachable at 127.0.0.1:1")
     assert len(output.strip().splitlines()) == 1

@@ -14,8 +14,8 @@ import pytest
 from kafka.partitioner.default import murmur2
 from producer_testing import ProducerRun, consume
 
+from contract.exits import ExitCode
 from producer import avro_codec
-from producer.errors import EXIT_KAFKA, EXIT_OK
 from producer.messages import parse_message
 from producer.synthetic import generate_messages
 
@@ -51,7 +51,7 @@ def test_synthetic_trades_arrive_as_decodable_records_keyed_by_symbol(
     before_ms = int(time.time() * 1000)
     producer = run_producer("synthetic", "--symbols", ",".join(SYMBOLS), "--count", str(count),
                             "--seed", "11", "--start-ms", str(START_MS), "--rate", "0", *args)
-    assert producer.wait() == EXIT_OK, producer.output
+    assert producer.wait() == ExitCode.OK, producer.output
     after_ms = int(time.time() * 1000)
 
     records = consume(kafka_bootstrap, topic, count)
@@ -93,7 +93,7 @@ def test_rejected_input_lands_in_the_dead_letter_topic_with_its_reason(
     replay_file = tmp_path / "input.jsonl"
     replay_file.write_text("\n".join(lines) + "\n")
     producer = run_producer("replay", str(replay_file), "--speed", "0", *args)
-    assert producer.wait() == EXIT_OK, producer.output
+    assert producer.wait() == ExitCode.OK, producer.output
 
     assert len(consume(kafka_bootstrap, topic, 4)) == 4
     dead_letters = consume(kafka_bootstrap, dead, 4)
@@ -124,7 +124,7 @@ def test_sigterm_flushes_everything_sent_and_exits_zero(
                             "--seed", "3", "--start-ms", str(START_MS),
                             "--status-interval", "0.5", *args)
     producer.wait_for_output("status: ")
-    assert producer.stop(signal.SIGTERM) == EXIT_OK
+    assert producer.stop(signal.SIGTERM) == ExitCode.OK
     match = re.search(r"finished: messages=\d+ trades_sent=(\d+)", producer.output)
     assert match, producer.output
     sent = int(match.group(1))
@@ -152,7 +152,7 @@ def test_synthetic_at_full_speed_never_sends_future_trades(
     topic, dead, args = topic_args(make_topic)
     producer = run_producer("synthetic", "--count", str(count), "--rate", "0",
                             "--event-rate", "100000", "--max-future-skew", "0", *args)
-    assert producer.wait() == EXIT_OK, producer.output
+    assert producer.wait() == ExitCode.OK, producer.output
     trades = [avro_codec.decode(r.value) for r in consume(kafka_bootstrap, topic, count)]
     assert len(trades) == count
     assert all(t.trade_ts <= t.ingest_ts for t in trades)
@@ -163,7 +163,7 @@ def test_missing_topic_is_a_clear_fatal_error(
         run_producer: Callable[..., ProducerRun], make_topic: Callable[..., str]) -> None:
     producer = run_producer("synthetic", "--count", "1", "--topic", "no_such_topic_x1",
                             "--dead-letter-topic", make_topic())
-    assert producer.wait() == EXIT_KAFKA
+    assert producer.wait() == ExitCode.KAFKA
     assert "producer: error: Kafka topic(s) missing" in producer.output
     assert "no_such_topic_x1" in producer.output
 
@@ -197,7 +197,7 @@ def test_replay_of_hostile_input_finishes_at_speed_one_and_loses_nothing(
     replay_file.write_text("\n".join(lines) + "\n", encoding="utf-8")
     producer = run_producer("replay", str(replay_file), "--speed", "1", *args)
     # Good trades span 0.5 s of event time; a decades-long sleep would time this out.
-    assert producer.wait(timeout=120) == EXIT_OK, producer.output
+    assert producer.wait(timeout=120) == ExitCode.OK, producer.output
 
     trades = [avro_codec.decode(r.value) for r in consume(kafka_bootstrap, topic, len(good))]
     assert sorted((t.symbol, t.price, t.volume, t.trade_ts, t.conditions) for t in trades) == [
