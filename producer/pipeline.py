@@ -8,10 +8,10 @@ import logging
 import time
 from collections.abc import Iterable
 
+from contract.validation import BAD_SYMBOL
 from producer.finnhub import explain_error, redact
 from producer.kafka_sink import KafkaSink
 from producer.messages import (
-    BAD_SYMBOL,
     DEFAULT_MAX_FUTURE_MS,
     KIND_ERROR,
     Rejection,

@@ -17,7 +17,8 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import IO
 
-from producer.messages import DEFAULT_MAX_FUTURE_MS, MIN_TRADE_TS_MS
+from contract.validation import MIN_TRADE_TS_MS
+from producer.messages import DEFAULT_MAX_FUTURE_MS
 from producer.pacing import Pacer
 
 
