@@ -9,7 +9,7 @@ import pytest
 from contract.exits import ExitCode
 from producer.__main__ import parse_config
 from producer.app import main
-from producer.config import LiveConfig, Secret, SyntheticConfig, parse_symbols
+from producer.config import LiveConfig, Secret, SyntheticConfig, parse_symbols, validate
 
 TOKEN = "sekrit-token-value-123"
 
@@ -19,7 +19,7 @@ def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in ("FINNHUB_TOKEN", "FINNHUB_TOKEN_FILE", "FINNHUB_SYMBOLS", "FINNHUB_WS_URL",
                  "KAFKA_BOOTSTRAP_SERVERS", "KAFKA_TOPIC", "KAFKA_DEAD_LETTER_TOPIC",
                  "SYNTHETIC_COUNT", "SYNTHETIC_DURATION", "SYNTHETIC_RATE", "REPLAY_FILE",
-                 "PRODUCER_METRICS_PORT", "PRODUCER_METRICS_HOST"):
+                 "PRODUCER_METRICS_PORT", "PRODUCER_METRICS_HOST", "FINNHUB_MAX_SYMBOLS"):
         monkeypatch.delenv(name, raising=False)
 
 
@@ -113,6 +113,24 @@ def test_too_many_symbols_is_refused_at_start(monkeypatch: pytest.MonkeyPatch,
     assert len(output.strip().splitlines()) == 1
 
 
+def test_max_symbols_from_the_environment_is_range_checked(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("FINNHUB_TOKEN", TOKEN)
+    monkeypatch.setenv("FINNHUB_MAX_SYMBOLS", "-1")
+    code, output = run_main(["live", "--symbols", "AAPL,MSFT"], capsys)
+    assert code == 2
+    assert output == ("producer: error: --max-symbols (env FINNHUB_MAX_SYMBOLS) must be "
+                      "between 1 and 10000, got -1\n")
+
+
+def test_a_paid_plan_may_raise_the_symbol_limit(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FINNHUB_TOKEN", TOKEN)
+    symbols = ",".join(f"S{i}" for i in range(10_000))
+    for argv in (["--max-symbols", "10000"], ["--max-symbols", "1", "--symbols", "AAPL"]):
+        config, _ = parse_config(["live", "--symbols", symbols, *argv])
+        validate(config, now_ms=1_732_180_000_000)  # no error
+
+
 def test_missing_token_is_a_clear_error_before_connecting(
         capsys: pytest.CaptureFixture[str]) -> None:
     # The URL points nowhere: the error must come before any connection attempt.
@@ -160,6 +178,11 @@ LIVE = ["live", "--symbols", "AAPL"]
     ([*LIVE, "--ws-url", f"wss://ws.finnhub.io?token={TOKEN}"], "must not carry the token"),
     ([*LIVE, "--ws-url", f"ws://h:1/?a=1&TOKEN={TOKEN}"], "must not carry the token"),
     ([*LIVE, "--ws-url", f"ws://u:{TOKEN}@h:1/"], "must not carry credentials"),
+    ([*LIVE, "--max-symbols", "-1"], "--max-symbols (env FINNHUB_MAX_SYMBOLS) must be between "
+                                     "1 and 10000, got -1"),
+    ([*LIVE, "--max-symbols", "0"], "must be between 1 and 10000, got 0"),
+    ([*LIVE, "--max-symbols", "10001"], "must be between 1 and 10000, got 10001"),
+    (["live", "--max-symbols", "-1"], "--max-symbols (env FINNHUB_MAX_SYMBOLS) must be"),
 ])
 def test_invalid_configurations(argv: list[str], message: str,
                                 monkeypatch: pytest.MonkeyPatch,
