@@ -56,6 +56,55 @@ def test_every_option_defaults_from_the_environment(monkeypatch: pytest.MonkeyPa
     assert isinstance(config.source, LiveConfig) and config.source.symbols == ("MSFT",)
 
 
+def test_the_defaults_without_any_variable() -> None:
+    config, _ = parse_config(["live"], {})
+    kafka, source = config.kafka, config.source
+    assert (kafka.linger_ms, kafka.batch_size, kafka.connect_timeout_s,
+            kafka.flush_timeout_s) == (20, 131072, 15.0, 60.0)
+    assert (config.status_interval_s, config.max_future_skew_s) == (5.0, 60.0)
+    assert (config.metrics.port, config.metrics.host) == (0, "127.0.0.1")
+    assert isinstance(source, LiveConfig)
+    assert (source.ws_url, source.idle_timeout_s, source.connect_timeout_s,
+            source.reconnect_base_s, source.reconnect_max_s, source.max_symbols) == (
+        "wss://ws.finnhub.io", 90.0, 10.0, 1.0, 60.0, 50)
+    assert (source.symbols, source.token, source.record_path) == ((), None, None)
+    config, _ = parse_config(["synthetic"], {})
+    assert isinstance(config.source, SyntheticConfig)
+    assert (config.source.rate, config.source.event_rate, config.source.seed) == (100.0, 100.0, 0)
+
+
+def test_the_environment_mapping_handed_in_is_the_only_one_read(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FINNHUB_TOKEN", "process-token")
+    monkeypatch.setenv("KAFKA_TOPIC", "FromProcess")
+    config, _ = parse_config(["live"], {"FINNHUB_TOKEN": TOKEN, "FINNHUB_SYMBOLS": "AAPL",
+                                        "KAFKA_TOPIC": "T"})
+    source = config.source
+    assert isinstance(source, LiveConfig) and source.symbols == ("AAPL",)
+    assert source.token is not None and source.token.reveal() == TOKEN
+    assert config.kafka.topic == "T"
+    config, _ = parse_config(["live"], {})
+    assert isinstance(config.source, LiveConfig) and config.source.token is None
+    assert config.kafka.topic == "Market"
+
+
+def test_a_blank_variable_is_unset() -> None:
+    blank = {"KAFKA_TOPIC": "", "KAFKA_BOOTSTRAP_SERVERS": "  ", "SYNTHETIC_COUNT": "",
+             "SYNTHETIC_RATE": " ", "FINNHUB_SYMBOLS": " ", "FINNHUB_TOKEN": " \t"}
+    config, _ = parse_config(["synthetic"], blank)
+    assert (config.kafka.topic, config.kafka.bootstrap_servers) == ("Market", "127.0.0.1:9092")
+    source = config.source
+    assert isinstance(source, SyntheticConfig)
+    assert (source.count, source.rate) == (None, 100.0)
+    assert source.symbols == ("BINANCE:BTCUSDT", "BINANCE:ETHUSDT", "BINANCE:SOLUSDT", "AAPL",
+                              "MSFT")
+    config, _ = parse_config(["live"], blank)
+    assert isinstance(config.source, LiveConfig) and config.source.token is None
+    # Surrounding blanks are not part of a value.
+    config, _ = parse_config(["synthetic"], {"KAFKA_TOPIC": " T\n"})
+    assert config.kafka.topic == "T"
+
+
 def test_bad_environment_value_fails_like_a_bad_flag(monkeypatch: pytest.MonkeyPatch,
                                                      capsys: pytest.CaptureFixture[str]) -> None:
     monkeypatch.setenv("SYNTHETIC_RATE", "fast")
