@@ -15,6 +15,7 @@ from producer.config import LiveConfig, ProducerConfig, ReplayConfig, SyntheticC
 from producer.errors import FatalError
 from producer.finnhub import Backoff, FinnhubStream, redact
 from producer.kafka_sink import KafkaSink
+from producer.messages import Rejection
 from producer.metrics import serve_metrics
 from producer.pacing import Pacer, WallClockCap
 from producer.pipeline import Pipeline, now_ms
@@ -25,6 +26,8 @@ from producer.synthetic import timed_messages
 
 log = logging.getLogger(__name__)
 
+# What a source yields: raw messages, or input it refused itself (replay's long lines).
+Messages = Iterator[str | bytes | Rejection]
 # After a failed flush (broker gone) there is nothing left to wait for on close.
 CLOSE_AFTER_FAILED_FLUSH_S = 1.0
 # Event time --rate 0 generates as a backlog ending now when it runs without --count.
@@ -103,7 +106,7 @@ def _produce(config: ProducerConfig, stop: threading.Event, stats: Stats) -> int
     return ExitCode.OK
 
 
-def _pump(messages: Iterator[str | bytes], pipeline: Pipeline, stop: threading.Event) -> None:
+def _pump(messages: Messages, pipeline: Pipeline, stop: threading.Event) -> None:
     # A rejected token (finnhub.AuthenticationError) ends the loop with its own exit code.
     handle = pipeline.handle
     for raw in messages:
@@ -113,7 +116,7 @@ def _pump(messages: Iterator[str | bytes], pipeline: Pipeline, stop: threading.E
 
 
 def _open_source(config: ProducerConfig, stop: threading.Event,
-                 stats: Stats) -> tuple[Iterator[str | bytes], RecordWriter | None]:
+                 stats: Stats) -> tuple[Messages, RecordWriter | None]:
     source = config.source
     if isinstance(source, LiveConfig):
         return _live(source, stop, stats)
@@ -146,7 +149,7 @@ def _live(source: LiveConfig, stop: threading.Event,
 
 
 def _replay(source: ReplayConfig, stop: threading.Event,
-            max_future_ms: int) -> Iterator[str]:
+            max_future_ms: int) -> Iterator[str | Rejection]:
     if not source.path.is_file():
         raise FatalError(f"replay file not found: {source.path}", ExitCode.USAGE)
     log.info("replaying %s at speed %s", source.path, source.speed)

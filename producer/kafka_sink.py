@@ -53,9 +53,11 @@ def dead_letter_value(rejection: Rejection, ingest_ts: int, source: str,
     value: dict[str, Any] = {"reason": _cut_utf8(reason, MAX_REASON_BYTES), "raw": raw,
                              "ingest_ts": ingest_ts, "source": source, "truncated": False}
     encoded = json.dumps(value, ensure_ascii=False).encode("utf-8")
-    if len(encoded) <= max_bytes and value["reason"] == reason:
+    cut_before = rejection.raw_chars is not None  # raw is the start of a longer text
+    if len(encoded) <= max_bytes and value["reason"] == reason and not cut_before:
         return encoded
-    value.update(truncated=True, raw_chars=len(raw), reason_chars=len(reason))
+    value.update(truncated=True, raw_chars=rejection.raw_chars if cut_before else len(raw),
+                 reason_chars=len(reason))
     # Escaping makes the JSON of raw text up to six times its length: cut the text in
     # proportion to what its JSON form costs, and again until the record fits.
     keep = len(raw)

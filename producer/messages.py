@@ -61,11 +61,15 @@ KIND_PING = "ping"
 KIND_ERROR = "error"
 KIND_REJECTED = "rejected"
 
+# The producer's own code: a replayed file's line too long to be a message
+# (producer.replay). It never reaches the trade topic, so the job has no use for it.
+LINE_TOO_LONG = "line_too_long"
+
 # Every code a dead letter may carry (the metrics declare a counter for each).
 REJECTION_CODES = (
     INVALID_UTF8, INVALID_JSON, NOT_OBJECT, MISSING_FIELD, UNKNOWN_TYPE, BAD_DATA,
     BAD_SYMBOL, BAD_PRICE, BAD_VOLUME, BAD_TIMESTAMP, FUTURE_TRADE_TS, STALE_TRADE_TS,
-    BAD_CONDITIONS, BAD_NOTIONAL,
+    BAD_CONDITIONS, BAD_NOTIONAL, LINE_TOO_LONG,
 )
 
 
@@ -83,12 +87,17 @@ class Trade:
 
 @dataclass(frozen=True, slots=True)
 class Rejection:
-    """An input item that cannot become a trade, with the text it came from."""
+    """An input item that cannot become a trade, with the text it came from.
+
+    raw_chars is the length of that text when raw holds only its start (an input too
+    large to be read whole); None when raw is all of it.
+    """
 
     code: str
     detail: str
     raw: str
     symbol: str | None = None
+    raw_chars: int | None = None
 
     @property
     def reason(self) -> str:
