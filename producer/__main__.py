@@ -40,7 +40,7 @@ MAX_TOKEN_FILE_BYTES = 4096
 
 
 class _Parser(argparse.ArgumentParser):
-    """Usage errors as one line on stderr and exit 2, without the usage block."""
+    """Usage errors as one line on stderr and the usage exit code, without the usage block."""
 
     def error(self, message: str) -> NoReturn:
         self.exit(ExitCode.USAGE, f"producer: error: {' '.join(message.split())}\n")
