@@ -10,18 +10,12 @@ import threading
 import time
 from collections.abc import Iterator
 
+from contract.exits import ExitCode, ExitError, exit_code
 from producer.config import LiveConfig, ProducerConfig, ReplayConfig, SyntheticConfig, validate
-from producer.errors import (
-    EXIT_AUTH,
-    EXIT_INTERNAL,
-    EXIT_INTERRUPTED,
-    EXIT_OK,
-    EXIT_UNDELIVERED,
-    EXIT_USAGE,
-    FatalError,
-)
-from producer.finnhub import AuthenticationError, Backoff, FinnhubStream, redact
+from producer.errors import FatalError
+from producer.finnhub import Backoff, FinnhubStream, redact
 from producer.kafka_sink import KafkaSink
+from producer.messages import Rejection
 from producer.metrics import serve_metrics
 from producer.pacing import Pacer, WallClockCap
 from producer.pipeline import Pipeline, now_ms
@@ -32,6 +26,8 @@ from producer.synthetic import timed_messages
 
 log = logging.getLogger(__name__)
 
+# What a source yields: raw messages, or input it refused itself (replay's long lines).
+Messages = Iterator[str | bytes | Rejection]
 # After a failed flush (broker gone) there is nothing left to wait for on close.
 CLOSE_AFTER_FAILED_FLUSH_S = 1.0
 # Event time --rate 0 generates as a backlog ending now when it runs without --count.
@@ -39,22 +35,22 @@ SYNTHETIC_BACKLOG_MS = 3_600_000
 
 
 def main(config: ProducerConfig) -> int:
-    """Run the producer; returns the process exit code (see producer.errors)."""
+    """Run the producer; returns the process exit code (contract.exits.ExitCode)."""
     stop = threading.Event()
     secrets = _secrets(config)
     try:
         with stop_on_signals(stop):
             return _run(config, stop)
-    except FatalError as err:
+    except ExitError as err:
         _fail(str(err), secrets)
-        return err.exit_code
-    except KeyboardInterrupt:
+        return exit_code(err)
+    except KeyboardInterrupt as err:
         _fail("interrupted again during shutdown; pending records may be lost", secrets)
-        return EXIT_INTERRUPTED
+        return exit_code(err)
     except Exception as err:
         log.debug("internal error", exc_info=True)
         _fail(f"internal error: {type(err).__name__}: {err}", secrets)
-        return EXIT_INTERNAL
+        return exit_code(err)
 
 
 def _secrets(config: ProducerConfig) -> tuple[str, ...]:
@@ -106,23 +102,21 @@ def _produce(config: ProducerConfig, stop: threading.Event, stats: Stats) -> int
     if not flushed or stats.send_errors:
         _fail(f"{stats.send_errors} records failed to reach Kafka"
               + ("" if flushed else ", and the final flush timed out"), ())
-        return EXIT_UNDELIVERED
-    return EXIT_OK
+        return ExitCode.UNDELIVERED
+    return ExitCode.OK
 
 
-def _pump(messages: Iterator[str | bytes], pipeline: Pipeline, stop: threading.Event) -> None:
+def _pump(messages: Messages, pipeline: Pipeline, stop: threading.Event) -> None:
+    # A rejected token (finnhub.AuthenticationError) ends the loop with its own exit code.
     handle = pipeline.handle
-    try:
-        for raw in messages:
-            handle(raw)
-            if stop.is_set():
-                break
-    except AuthenticationError as err:
-        raise FatalError(str(err), EXIT_AUTH) from None
+    for raw in messages:
+        handle(raw)
+        if stop.is_set():
+            break
 
 
 def _open_source(config: ProducerConfig, stop: threading.Event,
-                 stats: Stats) -> tuple[Iterator[str | bytes], RecordWriter | None]:
+                 stats: Stats) -> tuple[Messages, RecordWriter | None]:
     source = config.source
     if isinstance(source, LiveConfig):
         return _live(source, stop, stats)
@@ -150,14 +144,14 @@ def _live(source: LiveConfig, stop: threading.Event,
         try:
             recorder = RecordWriter(source.record_path, (source.token.reveal(),))
         except OSError as err:
-            raise FatalError(f"cannot open the record file: {err}", EXIT_USAGE) from None
+            raise FatalError(f"cannot open the record file: {err}", ExitCode.USAGE) from None
     return stream.messages(), recorder
 
 
 def _replay(source: ReplayConfig, stop: threading.Event,
-            max_future_ms: int) -> Iterator[str]:
+            max_future_ms: int) -> Iterator[str | Rejection]:
     if not source.path.is_file():
-        raise FatalError(f"replay file not found: {source.path}", EXIT_USAGE)
+        raise FatalError(f"replay file not found: {source.path}", ExitCode.USAGE)
     log.info("replaying %s at speed %s", source.path, source.speed)
     return replay_messages(source.path, source.speed, stop, max_future_ms, now_ms)
 

@@ -13,12 +13,16 @@ from urllib.parse import parse_qsl, urlsplit
 
 import contract
 from contract import validation
+from contract.exits import ExitCode
 from contract.validation import MIN_TRADE_TS_MS
-from producer.errors import EXIT_USAGE, FatalError
+from producer.errors import FatalError
 
 # Finnhub's free tier accepts about 50 symbols per connection; beyond that it answers
 # "Subscribing to too many symbols" and the extra symbols silently get no data.
 FREE_TIER_MAX_SYMBOLS = 50
+# --max-symbols only raises the limit for a paid plan; no plan comes near this, so a
+# larger value is a typo.
+MAX_SYMBOLS_LIMIT = 10_000
 # Longest wait any option may ask for (timeouts, intervals, --duration): a year. Beyond
 # it (or inf) the thread primitives overflow instead of waiting.
 MAX_SECONDS = 366 * 86_400
@@ -137,7 +141,7 @@ def parse_symbols(text: str) -> tuple[str, ...]:
 
 
 def validate(config: ProducerConfig, now_ms: int) -> None:
-    """Raise FatalError(EXIT_USAGE) for a configuration that cannot run.
+    """Raise FatalError(ExitCode.USAGE) for a configuration that cannot run.
 
     `now_ms` is the wall clock at start, for options that must not lie in the future.
     """
@@ -156,7 +160,7 @@ def validate(config: ProducerConfig, now_ms: int) -> None:
 
 
 def _usage(message: str) -> None:
-    raise FatalError(message, EXIT_USAGE)
+    raise FatalError(message, ExitCode.USAGE)
 
 
 def _seconds(option: str, value: float, *, allow_zero: bool = False) -> None:
@@ -204,6 +208,10 @@ def validate_ws_url(url: str) -> None:
 
 
 def _validate_live(source: LiveConfig) -> None:
+    # The limit first: the symbol count is checked against it.
+    if not 1 <= source.max_symbols <= MAX_SYMBOLS_LIMIT:
+        _usage(f"--max-symbols (env FINNHUB_MAX_SYMBOLS) must be between 1 and "
+               f"{MAX_SYMBOLS_LIMIT}, got {source.max_symbols}")
     if not source.symbols:
         _usage("no symbols to subscribe: pass --symbols or set FINNHUB_SYMBOLS")
     if len(source.symbols) > source.max_symbols:
@@ -211,8 +219,6 @@ def _validate_live(source: LiveConfig) -> None:
             f"{len(source.symbols)} symbols requested, but one Finnhub connection accepts at "
             f"most {source.max_symbols} (free tier limit); subscribe to fewer symbols"
         )
-    if source.max_symbols <= 0:
-        _usage("--max-symbols must be > 0")
     if source.token is None or not source.token.reveal():
         _usage("no Finnhub API token: set FINNHUB_TOKEN or pass --token-file PATH")
     validate_ws_url(source.ws_url)

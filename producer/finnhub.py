@@ -26,6 +26,9 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 import websocket
 from websocket import ABNF
 
+from contract.exits import ExitCode
+from producer.errors import FatalError
+
 log = logging.getLogger(__name__)
 
 TOO_MANY_SYMBOLS = "Subscribing to too many symbols"
@@ -34,8 +37,10 @@ AUTH_STATUSES = (401, 403)
 _TOKEN_PARAM = re.compile(r"(token=)[^&\s'\"<>]+", re.IGNORECASE)
 
 
-class AuthenticationError(Exception):
+class AuthenticationError(FatalError):
     """Finnhub refused the WebSocket handshake because of the API token."""
+
+    exit_code = ExitCode.AUTH
 
 
 def redact(text: str, secrets: Iterable[str] = ()) -> str:

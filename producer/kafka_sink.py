@@ -17,9 +17,10 @@ from kafka import KafkaAdminClient, KafkaProducer
 from kafka.errors import KafkaError
 from kafka.partitioner.default import murmur2
 
+from contract.exits import ExitCode
 from producer.avro_codec import encode
 from producer.config import KafkaConfig
-from producer.errors import EXIT_KAFKA, FatalError
+from producer.errors import FatalError
 from producer.messages import Rejection, Trade, safe_text
 from producer.stats import Stats
 
@@ -52,9 +53,11 @@ def dead_letter_value(rejection: Rejection, ingest_ts: int, source: str,
     value: dict[str, Any] = {"reason": _cut_utf8(reason, MAX_REASON_BYTES), "raw": raw,
                              "ingest_ts": ingest_ts, "source": source, "truncated": False}
     encoded = json.dumps(value, ensure_ascii=False).encode("utf-8")
-    if len(encoded) <= max_bytes and value["reason"] == reason:
+    cut_before = rejection.raw_chars is not None  # raw is the start of a longer text
+    if len(encoded) <= max_bytes and value["reason"] == reason and not cut_before:
         return encoded
-    value.update(truncated=True, raw_chars=len(raw), reason_chars=len(reason))
+    value.update(truncated=True, raw_chars=rejection.raw_chars if cut_before else len(raw),
+                 reason_chars=len(reason))
     # Escaping makes the JSON of raw text up to six times its length: cut the text in
     # proportion to what its JSON form costs, and again until the record fits.
     keep = len(raw)
@@ -101,9 +104,9 @@ class KafkaSink:
             )
         except KafkaError as err:
             raise FatalError(f"Kafka broker unreachable at {c.bootstrap_servers}: {err}",
-                             EXIT_KAFKA) from None
+                             ExitCode.KAFKA) from None
         except (ValueError, RuntimeError) as err:  # e.g. an unknown compression codec
-            raise FatalError(f"cannot create the Kafka producer: {err}", EXIT_KAFKA) from None
+            raise FatalError(f"cannot create the Kafka producer: {err}", ExitCode.KAFKA) from None
 
     def _check_topics(self) -> None:
         # The broker does not auto-create topics, and a missing topic would only show
@@ -120,10 +123,10 @@ class KafkaSink:
                 admin.close()
         except KafkaError as err:
             raise FatalError(f"Kafka broker unreachable at {c.bootstrap_servers}: {err}",
-                             EXIT_KAFKA) from None
+                             ExitCode.KAFKA) from None
         if missing:
             raise FatalError(f"Kafka topic(s) missing on {c.bootstrap_servers}: "
-                             f"{', '.join(sorted(missing))} (create them first)", EXIT_KAFKA)
+                             f"{', '.join(sorted(missing))} (create them first)", ExitCode.KAFKA)
 
     def _key(self, symbol: str) -> bytes:
         key = self._keys.get(symbol)

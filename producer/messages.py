@@ -16,20 +16,39 @@ import contextlib
 import json
 import math
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
-# Event-time plausibility (epoch milliseconds). Upper bound: a trade may not be later
-# than the time its message was received plus a small clock skew; one future-dated
-# trade would otherwise move event-time state downstream ahead of every later trade.
-# Lower bound: 2000-01-01 UTC, fixed rather than relative to now, so that recordings
-# of any age replay unchanged; it catches the usual unit mistake (seconds instead of
-# milliseconds). Late trades after that are legal and handled downstream.
-MIN_TRADE_TS_MS = 946_684_800_000
-DEFAULT_MAX_FUTURE_MS = 60_000
+from contract.validation import (
+    BAD_CONDITIONS,
+    BAD_DATA,
+    BAD_NOTIONAL,
+    BAD_PRICE,
+    BAD_SYMBOL,
+    BAD_TIMESTAMP,
+    BAD_VOLUME,
+    FUTURE_TRADE_TS,
+    INVALID_JSON,
+    INVALID_UTF8,
+    MAX_FUTURE_SKEW,
+    MIN_TRADE_TS_MS,
+    MISSING_FIELD,
+    NOT_OBJECT,
+    STALE_TRADE_TS,
+    UNKNOWN_TYPE,
+    price_ok,
+    symbol_problem,
+    volume_ok,
+)
 
-# Symbols are short (AAPL, BINANCE:BTCUSDT, OANDA:EUR_USD); the cap keeps a Kafka key
-# and a Cassandra partition key small whatever a feed sends.
-MAX_SYMBOL_CHARS = 64
+# What a trade is (the price, volume and time bounds, the symbol rule) is
+# contract.validation's, the rule the job applies too: a trade the producer sends is
+# never one the job rejects. Time bounds: a trade may not be later than the time its
+# message was received plus a small clock skew (max_future_ms), nor earlier than
+# 2000-01-01 UTC, which catches epoch seconds sent as milliseconds. Late trades are
+# legal: the job has no watermark and counts them in their windows.
+DEFAULT_MAX_FUTURE_MS = int(MAX_FUTURE_SKEW / timedelta(milliseconds=1))
+
 # Conditions are a few short codes; the caps keep one trade's Avro record small.
 MAX_CONDITIONS = 32
 MAX_CONDITION_CHARS = 16
@@ -42,26 +61,15 @@ KIND_PING = "ping"
 KIND_ERROR = "error"
 KIND_REJECTED = "rejected"
 
-# Stable rejection codes: dashboards and alerts key on these, so never rename one.
-INVALID_UTF8 = "invalid_utf8"
-INVALID_JSON = "invalid_json"
-NOT_OBJECT = "not_object"
-MISSING_FIELD = "missing_field"
-UNKNOWN_TYPE = "unknown_type"
-BAD_DATA = "bad_data"
-BAD_SYMBOL = "bad_symbol"
-BAD_PRICE = "bad_price"
-BAD_VOLUME = "bad_volume"
-BAD_TIMESTAMP = "bad_timestamp"
-FUTURE_TRADE_TS = "future_trade_ts"
-STALE_TRADE_TS = "stale_trade_ts"
-BAD_CONDITIONS = "bad_conditions"
-BAD_NOTIONAL = "bad_notional"
+# The producer's own code: a replayed file's line too long to be a message
+# (producer.replay). It never reaches the trade topic, so the job has no use for it.
+LINE_TOO_LONG = "line_too_long"
 
+# Every code a dead letter may carry (the metrics declare a counter for each).
 REJECTION_CODES = (
     INVALID_UTF8, INVALID_JSON, NOT_OBJECT, MISSING_FIELD, UNKNOWN_TYPE, BAD_DATA,
     BAD_SYMBOL, BAD_PRICE, BAD_VOLUME, BAD_TIMESTAMP, FUTURE_TRADE_TS, STALE_TRADE_TS,
-    BAD_CONDITIONS, BAD_NOTIONAL,
+    BAD_CONDITIONS, BAD_NOTIONAL, LINE_TOO_LONG,
 )
 
 
@@ -79,12 +87,17 @@ class Trade:
 
 @dataclass(frozen=True, slots=True)
 class Rejection:
-    """An input item that cannot become a trade, with the text it came from."""
+    """An input item that cannot become a trade, with the text it came from.
+
+    raw_chars is the length of that text when raw holds only its start (an input too
+    large to be read whole); None when raw is all of it.
+    """
 
     code: str
     detail: str
     raw: str
     symbol: str | None = None
+    raw_chars: int | None = None
 
     @property
     def reason(self) -> str:
@@ -247,14 +260,11 @@ def parse_trade(item: Any, ingest_ts: int,
     """One element of a trade message's `data` list; raises _Invalid."""
     if not isinstance(item, dict):
         raise _Invalid(NOT_OBJECT, f"trade is {_type_name(item)}")
-    symbol, price, volume = _symbol(item), _price(item), _volume(item)
-    if not math.isfinite(price * volume):
-        # Finite each, but their product (notional, VWAP downstream) overflows.
-        raise _Invalid(BAD_NOTIONAL, f"price * volume is not finite ({price} * {volume})")
+    # No notional check: within the bounds, price * volume is at most 1e30.
     return Trade(
-        symbol=symbol,
-        price=price,
-        volume=volume,
+        symbol=_symbol(item),
+        price=_price(item),
+        volume=_volume(item),
         trade_ts=_timestamp(item, ingest_ts + max_future_ms),
         conditions=_conditions(item),
         ingest_ts=ingest_ts,
@@ -290,26 +300,27 @@ def _symbol(item: dict[str, Any]) -> str:
     value = _required(item, "s")
     if not isinstance(value, str):
         raise _Invalid(BAD_SYMBOL, f"{_excerpt(value)} is not a string")
-    if not value.strip():
-        raise _Invalid(BAD_SYMBOL, "empty")
-    if len(value) > MAX_SYMBOL_CHARS:
-        raise _Invalid(BAD_SYMBOL, f"{len(value)} characters, more than {MAX_SYMBOL_CHARS}")
-    if not _is_encodable(value):
-        raise _Invalid(BAD_SYMBOL, f"{_excerpt(value)} is not valid Unicode (lone surrogate)")
-    return value
+    problem = symbol_problem(value)
+    if problem is None:
+        return value
+    # The rule decides; two of its refusals get a plainer detail.
+    if not value.strip(" "):
+        problem = "empty"
+    elif not _is_encodable(value):
+        problem = f"{_excerpt(value)} is not valid Unicode (lone surrogate)"
+    raise _Invalid(BAD_SYMBOL, problem)
 
 
 def _price(item: dict[str, Any]) -> float:
     price = _as_float(_required(item, "p"), BAD_PRICE)
-    if price <= 0.0:
+    if not price_ok(price):
         raise _Invalid(BAD_PRICE, str(price))
     return price
 
 
 def _volume(item: dict[str, Any]) -> float:
-    # Volume 0 is legal: some venues send price-only updates.
     volume = _as_float(_required(item, "v"), BAD_VOLUME)
-    if volume < 0.0:
+    if not volume_ok(volume):
         raise _Invalid(BAD_VOLUME, str(volume))
     return volume
 

@@ -17,8 +17,9 @@ from prometheus_client import CollectorRegistry, ProcessCollector, start_http_se
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from contract.exits import ExitCode
 from producer.config import MetricsConfig
-from producer.errors import EXIT_USAGE, FatalError
+from producer.errors import FatalError
 from producer.messages import KIND_ERROR, KIND_PING, KIND_REJECTED, KIND_TRADE, REJECTION_CODES
 from producer.stats import Stats
 
@@ -93,7 +94,7 @@ def serve_metrics(config: MetricsConfig, stats: Stats) -> Iterator[None]:
         server, thread = start_http_server(config.port, config.host, registry_for(stats))
     except OSError as err:  # port taken, address not local, host unknown
         raise FatalError(f"cannot serve metrics on {config.host}:{config.port}: "
-                         f"{err.strerror or err}", EXIT_USAGE) from None
+                         f"{err.strerror or err}", ExitCode.USAGE) from None
     log.info("metrics at http://%s:%d/metrics", config.host, config.port)
     try:
         yield

@@ -8,12 +8,14 @@ import logging
 import time
 from collections.abc import Iterable
 
+from contract.validation import BAD_SYMBOL
 from producer.finnhub import explain_error, redact
 from producer.kafka_sink import KafkaSink
 from producer.messages import (
-    BAD_SYMBOL,
     DEFAULT_MAX_FUTURE_MS,
     KIND_ERROR,
+    KIND_REJECTED,
+    ParseResult,
     Rejection,
     Trade,
     parse_message,
@@ -72,15 +74,22 @@ class Pipeline:
                     for t in trades if _leaks(t, self._secrets)]
         return tuple(t for t in trades if not _leaks(t, self._secrets)), rejected
 
-    def handle(self, raw: str | bytes) -> None:
-        """Process one raw message as received now."""
+    def handle(self, raw: str | bytes | Rejection) -> None:
+        """Process one raw message as received now.
+
+        A Rejection is input the source already refused (a replayed line too long to
+        be a message): it is dead-lettered and counted like a rejected message.
+        """
         ingest_ts = now_ms()
         stats = self._stats
         stats.messages += 1
         stats.last_message_at = time.monotonic()
-        if self._recorder is not None:
-            self._recorder.write(raw)
-        result = parse_message(raw, ingest_ts, self._max_future_ms)
+        if isinstance(raw, Rejection):
+            result = ParseResult(KIND_REJECTED, rejections=(raw,))
+        else:
+            if self._recorder is not None:
+                self._recorder.write(raw)
+            result = parse_message(raw, ingest_ts, self._max_future_ms)
         trades, leaking = self._split_leaks(result.trades)
         if trades:
             self._sink.send_trades(trades)

@@ -11,8 +11,8 @@ import pytest
 from finnhub_server import TOO_MANY_SYMBOLS, FakeFinnhub
 from producer_testing import ProducerRun, consume
 
+from contract.exits import ExitCode
 from producer import avro_codec
-from producer.errors import EXIT_AUTH, EXIT_OK
 
 pytestmark = pytest.mark.integration
 
@@ -80,7 +80,7 @@ def test_live_session(run_producer: Callable[..., ProducerRun], server: FakeFinn
         "bad_price", "invalid_json"]
     producer.wait_for_output("pings=1 errors=1")
 
-    assert producer.stop(signal.SIGTERM) == EXIT_OK
+    assert producer.stop(signal.SIGTERM) == ExitCode.OK
     assert server.client_messages(1) == subscriptions(SYMBOLS) + subscriptions(
         SYMBOLS, "unsubscribe")
     output = producer.output
@@ -104,7 +104,7 @@ def test_reconnects_and_resubscribes_after_a_drop(
     server.close_all()  # a clean close frame (server restart) is handled the same way
     server.wait_for(lambda: server.subscribed(3) == set(SYMBOLS), what="2nd resubscription")
 
-    assert producer.stop(signal.SIGINT) == EXIT_OK
+    assert producer.stop(signal.SIGINT) == ExitCode.OK
     assert "reconnects=2" in producer.output
     assert "Finnhub closed the connection (code 1001: going away)" in producer.output
     assert TOKEN not in producer.output
@@ -116,7 +116,7 @@ def test_idle_watchdog_reconnects_a_silent_stream(
     producer = start_live(run_producer, server, topics, "--idle-timeout", "1")
     server.wait_for(lambda: server.connections >= 2 and server.subscribed(2) == set(SYMBOLS),
                     timeout=15, what="a reconnect after 1 s of silence")
-    assert producer.stop() == EXIT_OK
+    assert producer.stop() == ExitCode.OK
     assert "nothing received from Finnhub" in producer.output
 
 
@@ -125,7 +125,7 @@ def test_rejected_token_exits_at_once_with_a_clear_message(
         topics: tuple[str, str]) -> None:
     wrong = "wrong-" + TOKEN
     producer = start_live(run_producer, server, topics, token=wrong)
-    assert producer.wait(timeout=30) == EXIT_AUTH
+    assert producer.wait(timeout=30) == ExitCode.AUTH
     output = producer.output
     assert "producer: error: Finnhub rejected the API token (HTTP 401)" in output
     assert [h.accepted for h in server.handshakes] == [False]  # no retry loop
@@ -144,7 +144,7 @@ def test_server_unreachable_is_retried_without_leaking_the_token(
         env={"FINNHUB_TOKEN": TOKEN, "FINNHUB_WS_URL": url + "/?region=eu"})
     producer.wait_for_output("reconnecting to Finnhub")
     producer.wait_for_output("cannot connect to Finnhub")
-    assert producer.stop() == EXIT_OK
+    assert producer.stop() == ExitCode.OK
     assert TOKEN not in producer.output
     assert "?region=eu" in producer.output  # the URL is logged, without the token
 
@@ -162,7 +162,7 @@ def test_token_echoed_by_the_server_reaches_no_record_file_or_dead_letter(
     server.push(f"not json {TOKEN}")
     dead = consume(kafka_bootstrap, topics[1], 4)
     trades = consume(kafka_bootstrap, topics[0], 1)
-    assert producer.stop() == EXIT_OK
+    assert producer.stop() == ExitCode.OK
 
     assert [avro_codec.decode(r.value).symbol for r in trades] == ["AAPL"]
     reasons = sorted(json.loads(r.value)["reason"].split(":")[0] for r in dead)

@@ -17,9 +17,9 @@ from producer_testing import ProducerRun, consume, records_in
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
+from contract.exits import ExitCode
 from producer.__main__ import parse_config
 from producer.app import main
-from producer.errors import EXIT_OK, EXIT_USAGE
 from producer.messages import REJECTION_CODES
 from producer.metrics import registry_for
 from producer.stats import Stats
@@ -76,7 +76,7 @@ def test_a_port_out_of_range_is_one_clear_usage_line(
         port: str, capsys: pytest.CaptureFixture[str]) -> None:
     config, _ = parse_config(["synthetic", "--metrics-port", port,
                               "--bootstrap-servers", "127.0.0.1:1"])
-    assert main(config) == EXIT_USAGE
+    assert main(config) == ExitCode.USAGE
     err = capsys.readouterr().err
     assert err == (f"producer: error: --metrics-port must be 0 (no metrics) or a port "
                    f"1..65535, got {port}\n")
@@ -87,7 +87,7 @@ def test_a_port_that_is_not_a_number_fails_like_any_bad_option(
     monkeypatch.setenv("PRODUCER_METRICS_PORT", "metrics")
     with pytest.raises(SystemExit) as exit_info:
         parse_config(["synthetic"])
-    assert exit_info.value.code == EXIT_USAGE
+    assert exit_info.value.code == ExitCode.USAGE
     err = capsys.readouterr().err
     assert err.startswith("producer: error: argument --metrics-port") and "'metrics'" in err
     assert len(err.splitlines()) == 1
@@ -102,7 +102,7 @@ def test_a_taken_port_fails_at_start_before_kafka_is_contacted(
         # Kafka points nowhere: the metrics error must come first, and at once.
         config, _ = parse_config(["synthetic", "--metrics-port", str(port),
                                   "--bootstrap-servers", "127.0.0.1:1"])
-        assert main(config) == EXIT_USAGE
+        assert main(config) == ExitCode.USAGE
     err = capsys.readouterr().err
     assert err.startswith(f"producer: error: cannot serve metrics on 127.0.0.1:{port}: ")
     assert len(err.splitlines()) == 1
@@ -150,7 +150,7 @@ def test_synthetic_run_counts_only_what_kafka_confirmed(
 
     later = scrape(metrics_url(port))
     assert later.value(f"{P}_trades_sent_total") >= sent  # a counter never goes back
-    assert producer.stop(signal.SIGTERM) == EXIT_OK
+    assert producer.stop(signal.SIGTERM) == ExitCode.OK
     # After the final flush the topic holds exactly what the run counted.
     final = int(producer.output.split("finished: messages=")[1].split("trades_sent=")[1]
                 .split()[0])
@@ -213,7 +213,7 @@ def test_replayed_bad_input_is_counted_by_reason_exactly_as_dead_lettered(
         "trade": 6, "ping": 2, "error": 0, "rejected": 4}
     assert done.value(f"{P}_send_errors_total") == 0
 
-    assert producer.stop(signal.SIGTERM) == EXIT_OK
+    assert producer.stop(signal.SIGTERM) == ExitCode.OK
     assert records_in(kafka_bootstrap, topic) == good  # the held-back trade never went
 
 
@@ -247,5 +247,5 @@ def test_live_reconnects_and_time_disconnected_are_counted(
     assert after.value(f"{P}_disconnected_seconds_total") >= 0.1
     assert after.value(f"{P}_messages_total", kind="trade") == 1
     assert records_in(kafka_bootstrap, topic) == 1
-    assert producer.stop(signal.SIGTERM) == EXIT_OK
+    assert producer.stop(signal.SIGTERM) == ExitCode.OK
     assert "reconnects=1" in producer.output

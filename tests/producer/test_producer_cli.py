@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
+from contract.exits import ExitCode
 from producer.__main__ import parse_config
 from producer.app import main
-from producer.config import LiveConfig, Secret, SyntheticConfig, parse_symbols
-from producer.errors import EXIT_KAFKA, EXIT_USAGE
+from producer.config import LiveConfig, Secret, SyntheticConfig, parse_symbols, validate
 
 TOKEN = "sekrit-token-value-123"
 
@@ -19,7 +19,7 @@ def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in ("FINNHUB_TOKEN", "FINNHUB_TOKEN_FILE", "FINNHUB_SYMBOLS", "FINNHUB_WS_URL",
                  "KAFKA_BOOTSTRAP_SERVERS", "KAFKA_TOPIC", "KAFKA_DEAD_LETTER_TOPIC",
                  "SYNTHETIC_COUNT", "SYNTHETIC_DURATION", "SYNTHETIC_RATE", "REPLAY_FILE",
-                 "PRODUCER_METRICS_PORT", "PRODUCER_METRICS_HOST"):
+                 "PRODUCER_METRICS_PORT", "PRODUCER_METRICS_HOST", "FINNHUB_MAX_SYMBOLS"):
         monkeypatch.delenv(name, raising=False)
 
 
@@ -56,12 +56,61 @@ def test_every_option_defaults_from_the_environment(monkeypatch: pytest.MonkeyPa
     assert isinstance(config.source, LiveConfig) and config.source.symbols == ("MSFT",)
 
 
+def test_the_defaults_without_any_variable() -> None:
+    config, _ = parse_config(["live"], {})
+    kafka, source = config.kafka, config.source
+    assert (kafka.linger_ms, kafka.batch_size, kafka.connect_timeout_s,
+            kafka.flush_timeout_s) == (20, 131072, 15.0, 60.0)
+    assert (config.status_interval_s, config.max_future_skew_s) == (5.0, 60.0)
+    assert (config.metrics.port, config.metrics.host) == (0, "127.0.0.1")
+    assert isinstance(source, LiveConfig)
+    assert (source.ws_url, source.idle_timeout_s, source.connect_timeout_s,
+            source.reconnect_base_s, source.reconnect_max_s, source.max_symbols) == (
+        "wss://ws.finnhub.io", 90.0, 10.0, 1.0, 60.0, 50)
+    assert (source.symbols, source.token, source.record_path) == ((), None, None)
+    config, _ = parse_config(["synthetic"], {})
+    assert isinstance(config.source, SyntheticConfig)
+    assert (config.source.rate, config.source.event_rate, config.source.seed) == (100.0, 100.0, 0)
+
+
+def test_the_environment_mapping_handed_in_is_the_only_one_read(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FINNHUB_TOKEN", "process-token")
+    monkeypatch.setenv("KAFKA_TOPIC", "FromProcess")
+    config, _ = parse_config(["live"], {"FINNHUB_TOKEN": TOKEN, "FINNHUB_SYMBOLS": "AAPL",
+                                        "KAFKA_TOPIC": "T"})
+    source = config.source
+    assert isinstance(source, LiveConfig) and source.symbols == ("AAPL",)
+    assert source.token is not None and source.token.reveal() == TOKEN
+    assert config.kafka.topic == "T"
+    config, _ = parse_config(["live"], {})
+    assert isinstance(config.source, LiveConfig) and config.source.token is None
+    assert config.kafka.topic == "Market"
+
+
+def test_a_blank_variable_is_unset() -> None:
+    blank = {"KAFKA_TOPIC": "", "KAFKA_BOOTSTRAP_SERVERS": "  ", "SYNTHETIC_COUNT": "",
+             "SYNTHETIC_RATE": " ", "FINNHUB_SYMBOLS": " ", "FINNHUB_TOKEN": " \t"}
+    config, _ = parse_config(["synthetic"], blank)
+    assert (config.kafka.topic, config.kafka.bootstrap_servers) == ("Market", "127.0.0.1:9092")
+    source = config.source
+    assert isinstance(source, SyntheticConfig)
+    assert (source.count, source.rate) == (None, 100.0)
+    assert source.symbols == ("BINANCE:BTCUSDT", "BINANCE:ETHUSDT", "BINANCE:SOLUSDT", "AAPL",
+                              "MSFT")
+    config, _ = parse_config(["live"], blank)
+    assert isinstance(config.source, LiveConfig) and config.source.token is None
+    # Surrounding blanks are not part of a value.
+    config, _ = parse_config(["synthetic"], {"KAFKA_TOPIC": " T\n"})
+    assert config.kafka.topic == "T"
+
+
 def test_bad_environment_value_fails_like_a_bad_flag(monkeypatch: pytest.MonkeyPatch,
                                                      capsys: pytest.CaptureFixture[str]) -> None:
     monkeypatch.setenv("SYNTHETIC_RATE", "fast")
     with pytest.raises(SystemExit) as exit_info:
         parse_config(["synthetic"])
-    assert exit_info.value.code == EXIT_USAGE
+    assert exit_info.value.code == ExitCode.USAGE
     assert "--rate" in capsys.readouterr().err
 
 
@@ -80,7 +129,7 @@ def test_there_is_no_token_flag_and_the_value_is_never_echoed(
         argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exit_info:
         parse_config(argv)
-    assert exit_info.value.code == EXIT_USAGE
+    assert exit_info.value.code == ExitCode.USAGE
     captured = capsys.readouterr()
     assert TOKEN not in captured.out + captured.err
     assert "FINNHUB_TOKEN" in captured.err
@@ -108,9 +157,27 @@ def test_too_many_symbols_is_refused_at_start(monkeypatch: pytest.MonkeyPatch,
     monkeypatch.setenv("FINNHUB_TOKEN", TOKEN)
     symbols = ",".join(f"BINANCE:C{i}USDT" for i in range(51))
     code, output = run_main(["live", "--symbols", symbols], capsys)
-    assert code == EXIT_USAGE
+    assert code == ExitCode.USAGE
     assert "51 symbols requested" in output and "at most 50" in output
     assert len(output.strip().splitlines()) == 1
+
+
+def test_max_symbols_from_the_environment_is_range_checked(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("FINNHUB_TOKEN", TOKEN)
+    monkeypatch.setenv("FINNHUB_MAX_SYMBOLS", "-1")
+    code, output = run_main(["live", "--symbols", "AAPL,MSFT"], capsys)
+    assert code == 2
+    assert output == ("producer: error: --max-symbols (env FINNHUB_MAX_SYMBOLS) must be "
+                      "between 1 and 10000, got -1\n")
+
+
+def test_a_paid_plan_may_raise_the_symbol_limit(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FINNHUB_TOKEN", TOKEN)
+    symbols = ",".join(f"S{i}" for i in range(10_000))
+    for argv in (["--max-symbols", "10000"], ["--max-symbols", "1", "--symbols", "AAPL"]):
+        config, _ = parse_config(["live", "--symbols", symbols, *argv])
+        validate(config, now_ms=1_732_180_000_000)  # no error
 
 
 def test_missing_token_is_a_clear_error_before_connecting(
@@ -118,7 +185,7 @@ def test_missing_token_is_a_clear_error_before_connecting(
     # The URL points nowhere: the error must come before any connection attempt.
     code, output = run_main(["live", "--symbols", "AAPL", "--ws-url", "ws://127.0.0.1:1"],
                             capsys)
-    assert code == EXIT_USAGE
+    assert code == ExitCode.USAGE
     assert output.strip() == ("producer: error: no Finnhub API token: set FINNHUB_TOKEN or "
                               "pass --token-file PATH")
 
@@ -160,6 +227,11 @@ LIVE = ["live", "--symbols", "AAPL"]
     ([*LIVE, "--ws-url", f"wss://ws.finnhub.io?token={TOKEN}"], "must not carry the token"),
     ([*LIVE, "--ws-url", f"ws://h:1/?a=1&TOKEN={TOKEN}"], "must not carry the token"),
     ([*LIVE, "--ws-url", f"ws://u:{TOKEN}@h:1/"], "must not carry credentials"),
+    ([*LIVE, "--max-symbols", "-1"], "--max-symbols (env FINNHUB_MAX_SYMBOLS) must be between "
+                                     "1 and 10000, got -1"),
+    ([*LIVE, "--max-symbols", "0"], "must be between 1 and 10000, got 0"),
+    ([*LIVE, "--max-symbols", "10001"], "must be between 1 and 10000, got 10001"),
+    (["live", "--max-symbols", "-1"], "--max-symbols (env FINNHUB_MAX_SYMBOLS) must be"),
 ])
 def test_invalid_configurations(argv: list[str], message: str,
                                 monkeypatch: pytest.MonkeyPatch,
@@ -168,7 +240,7 @@ def test_invalid_configurations(argv: list[str], message: str,
     # unreachable: every one must fail before anything connects.
     monkeypatch.setenv("FINNHUB_TOKEN", TOKEN)
     code, output = run_main([*argv, "--bootstrap-servers", "127.0.0.1:1"], capsys)
-    assert code == EXIT_USAGE
+    assert code == ExitCode.USAGE
     assert output.startswith("producer: error: ") and message in output, output
     assert len(output.strip().splitlines()) == 1
     assert TOKEN not in output
@@ -184,7 +256,7 @@ def test_bad_token_file_is_one_clear_line(tmp_path: Path, content: bytes, messag
     token_file.write_bytes(content)
     with pytest.raises(SystemExit) as exit_info:
         parse_config([*LIVE, "--token-file", str(token_file)])
-    assert exit_info.value.code == EXIT_USAGE
+    assert exit_info.value.code == ExitCode.USAGE
     err = capsys.readouterr().err
     assert err.startswith(f"producer: error: {message}") and len(err.splitlines()) == 1
 
@@ -200,7 +272,7 @@ def test_token_file_must_be_a_regular_file(tmp_path: Path, path: str,
         os.mkfifo(target)  # opening it must not block waiting for a writer
     with pytest.raises(SystemExit) as exit_info:
         parse_config([*LIVE, "--token-file", str(target)])
-    assert exit_info.value.code == EXIT_USAGE
+    assert exit_info.value.code == ExitCode.USAGE
     err = capsys.readouterr().err
     assert err.startswith("producer: error: ") and len(err.splitlines()) == 1
     assert ("is not a regular file" in err) or ("cannot read --token-file" in err)
@@ -209,7 +281,7 @@ def test_token_file_must_be_a_regular_file(tmp_path: Path, path: str,
 def test_argparse_errors_are_one_line(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exit_info:
         parse_config(["synthetic", "--rate", "fast"])
-    assert exit_info.value.code == EXIT_USAGE
+    assert exit_info.value.code == ExitCode.USAGE
     assert capsys.readouterr().err == (
         "producer: error: argument --rate: invalid float value: 'fast'\n")
 
@@ -227,7 +299,7 @@ def test_replay_needs_an_existing_file(tmp_path: Path,
     # Checked before Kafka is contacted (this broker address does not exist).
     code, output = run_main(["replay", str(tmp_path / "missing.jsonl"), "--bootstrap-servers",
                              "127.0.0.1:1", "--kafka-connect-timeout", "30"], capsys)
-    assert code == EXIT_USAGE
+    assert code == ExitCode.USAGE
     assert "replay file not found" in output
 
 
@@ -235,6 +307,6 @@ def test_unreachable_kafka_at_start_exits_with_a_clear_message(
         capsys: pytest.CaptureFixture[str]) -> None:
     code, output = run_main(["synthetic", "--count", "10", "--bootstrap-servers",
                              "127.0.0.1:1", "--kafka-connect-timeout", "1"], capsys)
-    assert code == EXIT_KAFKA
+    assert code == ExitCode.KAFKA
     assert output.startswith("producer: error: Kafka broker unreachable at 127.0.0.1:1")
     assert len(output.strip().splitlines()) == 1

@@ -14,8 +14,8 @@ import pytest
 from kafka.partitioner.default import murmur2
 from producer_testing import ProducerRun, consume
 
+from contract.exits import ExitCode
 from producer import avro_codec
-from producer.errors import EXIT_KAFKA, EXIT_OK
 from producer.messages import parse_message
 from producer.synthetic import generate_messages
 
@@ -51,7 +51,7 @@ def test_synthetic_trades_arrive_as_decodable_records_keyed_by_symbol(
     before_ms = int(time.time() * 1000)
     producer = run_producer("synthetic", "--symbols", ",".join(SYMBOLS), "--count", str(count),
                             "--seed", "11", "--start-ms", str(START_MS), "--rate", "0", *args)
-    assert producer.wait() == EXIT_OK, producer.output
+    assert producer.wait() == ExitCode.OK, producer.output
     after_ms = int(time.time() * 1000)
 
     records = consume(kafka_bootstrap, topic, count)
@@ -93,7 +93,7 @@ def test_rejected_input_lands_in_the_dead_letter_topic_with_its_reason(
     replay_file = tmp_path / "input.jsonl"
     replay_file.write_text("\n".join(lines) + "\n")
     producer = run_producer("replay", str(replay_file), "--speed", "0", *args)
-    assert producer.wait() == EXIT_OK, producer.output
+    assert producer.wait() == ExitCode.OK, producer.output
 
     assert len(consume(kafka_bootstrap, topic, 4)) == 4
     dead_letters = consume(kafka_bootstrap, dead, 4)
@@ -124,7 +124,7 @@ def test_sigterm_flushes_everything_sent_and_exits_zero(
                             "--seed", "3", "--start-ms", str(START_MS),
                             "--status-interval", "0.5", *args)
     producer.wait_for_output("status: ")
-    assert producer.stop(signal.SIGTERM) == EXIT_OK
+    assert producer.stop(signal.SIGTERM) == ExitCode.OK
     match = re.search(r"finished: messages=\d+ trades_sent=(\d+)", producer.output)
     assert match, producer.output
     sent = int(match.group(1))
@@ -152,7 +152,7 @@ def test_synthetic_at_full_speed_never_sends_future_trades(
     topic, dead, args = topic_args(make_topic)
     producer = run_producer("synthetic", "--count", str(count), "--rate", "0",
                             "--event-rate", "100000", "--max-future-skew", "0", *args)
-    assert producer.wait() == EXIT_OK, producer.output
+    assert producer.wait() == ExitCode.OK, producer.output
     trades = [avro_codec.decode(r.value) for r in consume(kafka_bootstrap, topic, count)]
     assert len(trades) == count
     assert all(t.trade_ts <= t.ingest_ts for t in trades)
@@ -163,9 +163,37 @@ def test_missing_topic_is_a_clear_fatal_error(
         run_producer: Callable[..., ProducerRun], make_topic: Callable[..., str]) -> None:
     producer = run_producer("synthetic", "--count", "1", "--topic", "no_such_topic_x1",
                             "--dead-letter-topic", make_topic())
-    assert producer.wait() == EXIT_KAFKA
+    assert producer.wait() == ExitCode.KAFKA
     assert "producer: error: Kafka topic(s) missing" in producer.output
     assert "no_such_topic_x1" in producer.output
+
+
+def test_replay_dead_letters_a_line_too_long_and_replays_the_lines_after_it(
+        run_producer: Callable[..., ProducerRun], make_topic: Callable[..., str],
+        kafka_bootstrap: str, tmp_path: Path) -> None:
+    topic, dead, args = topic_args(make_topic)
+    good = [{"s": "AAPL", "p": 230.5 + i, "t": START_MS + i, "v": 10, "c": None}
+            for i in range(2)]
+    replay_file = tmp_path / "long-line.jsonl"
+    replay_file.write_text(json.dumps({"type": "trade", "data": [good[0]]}) + "\n"
+                           + "x" * (5 * 1024 * 1024) + "\n"
+                           + json.dumps({"type": "trade", "data": [good[1]]}) + "\n")
+    producer = run_producer("replay", str(replay_file), "--speed", "0", *args)
+    assert producer.wait() == ExitCode.OK, producer.output
+
+    trades = [avro_codec.decode(r.value) for r in consume(kafka_bootstrap, topic, 2)]
+    assert sorted(t.price for t in trades) == [230.5, 231.5]
+    (letter,) = consume(kafka_bootstrap, dead, 1)
+    reason = ("line_too_long: line 2 has 5242880 characters, more than 1048576; its first "
+              "4096 are kept")
+    value = json.loads(letter.value)
+    assert letter.key is None
+    assert {k: v for k, v in value.items() if k != "ingest_ts"} == {
+        "reason": reason, "raw": "x" * 4096, "source": "replay", "truncated": True,
+        "raw_chars": 5 * 1024 * 1024, "reason_chars": len(reason)}
+    assert f"rejected (1 so far): {reason}: xxxx" in producer.output
+    assert "trades_sent=2 rejected=1 " in producer.output
+    assert "rejected_by_reason=[line_too_long=1]" in producer.output
 
 
 def test_replay_of_hostile_input_finishes_at_speed_one_and_loses_nothing(
@@ -188,7 +216,9 @@ def test_replay_of_hostile_input_finishes_at_speed_one_and_loses_nothing(
         json.dumps({"type": "trade", "data": [good[3], good[4]]}),
         json.dumps({"type": "trade", "data": [{"s": huge_symbol, "p": 1.0, "t": START_MS,
                                                "v": 1}]}),
-        json.dumps({"type": "\u0001" * 400_000}),  # escapes six-fold in the dead letter
+        # 900 kB of \u0001 escapes (under the 1 MiB line cap), 1.05 MB once their
+        # backslashes are escaped again in the dead letter.
+        json.dumps({"type": "\u0001" * 150_000}),
         json.dumps({"type": "trade", "data": [{"s": "AAPL", "p": 1e308, "t": START_MS,
                                                "v": 1e308}]}),
         json.dumps({"type": "trade", "data": [good[5]]}),
@@ -197,14 +227,14 @@ def test_replay_of_hostile_input_finishes_at_speed_one_and_loses_nothing(
     replay_file.write_text("\n".join(lines) + "\n", encoding="utf-8")
     producer = run_producer("replay", str(replay_file), "--speed", "1", *args)
     # Good trades span 0.5 s of event time; a decades-long sleep would time this out.
-    assert producer.wait(timeout=120) == EXIT_OK, producer.output
+    assert producer.wait(timeout=120) == ExitCode.OK, producer.output
 
     trades = [avro_codec.decode(r.value) for r in consume(kafka_bootstrap, topic, len(good))]
     assert sorted((t.symbol, t.price, t.volume, t.trade_ts, t.conditions) for t in trades) == [
         (g["s"], g["p"], 10.0, g["t"], ("1",)) for g in good]
     # Surrogates (escaped, and raw in a JSON-string line) and the huge symbol are
-    # bad_symbol; t = 2**63-1 and 2099 are future_trade_ts.
-    expected_codes = ["bad_notional", "bad_symbol", "bad_symbol", "bad_symbol",
+    # bad_symbol; t = 2**63-1 and 2099 are future_trade_ts; a price of 1e308 is bad_price.
+    expected_codes = ["bad_price", "bad_symbol", "bad_symbol", "bad_symbol",
                       "future_trade_ts", "future_trade_ts", "invalid_json", "invalid_json",
                       "unknown_type"]
     dead_letters = consume(kafka_bootstrap, dead, len(expected_codes), timeout=60)
@@ -215,7 +245,7 @@ def test_replay_of_hostile_input_finishes_at_speed_one_and_loses_nothing(
     huge_item = json.dumps({"s": huge_symbol, "p": 1.0, "t": START_MS, "v": 1},
                            separators=(",", ":"))
     # The huge symbol fits whole (it is no longer the key too); the control characters
-    # would escape to 2.4 MB of JSON: cut to the budget and flagged.
+    # would escape to 1.05 MB of JSON: cut to the budget and flagged.
     assert huge_item in [v["raw"] for v in values]
     assert [(v["reason"][:12], v["raw_chars"]) for v in truncated] == [
         ("unknown_type", len(lines[9]))]

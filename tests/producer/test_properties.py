@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import math
+import unicodedata
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -23,6 +24,10 @@ from producer.messages import ParseResult, Rejection, parse_message
 ONE_MIB = 1024 * 1024
 INGEST = 1_732_180_000_500
 SKEW = 60_000
+MIN_TRADE_TS_MS = 946_684_800_000  # 2000-01-01T00:00:00Z
+# Controls, format characters, surrogates, private use, separators (the ASCII space
+# aside): what a symbol may not contain.
+UNPRINTABLE = {"Cc", "Cf", "Cs", "Co", "Zl", "Zp", "Zs"}
 PROPERTY = settings(max_examples=150, deadline=None,
                     suppress_health_check=[HealthCheck.too_slow])
 
@@ -31,7 +36,7 @@ any_text = st.text(st.characters(codec=None, exclude_categories=()), max_size=80
 numbers = st.one_of(
     st.integers(), st.integers(min_value=-(2**80), max_value=2**80),
     st.floats(allow_nan=True, allow_infinity=True), st.sampled_from([1e308, -1e308, 5e-324]),
-    st.integers(min_value=m.MIN_TRADE_TS_MS - 10, max_value=INGEST + 2 * SKEW),
+    st.integers(min_value=MIN_TRADE_TS_MS - 10, max_value=INGEST + 2 * SKEW),
 )
 scalars = st.one_of(st.none(), st.booleans(), numbers, any_text)
 json_values = st.recursive(
@@ -55,10 +60,12 @@ def check(result: ParseResult) -> None:
         assert result.trades == () and len(result.rejections) == 1
     for trade in result.trades:
         assert avro_codec.decode(avro_codec.encode(trade)) == trade
-        assert m.MIN_TRADE_TS_MS <= trade.trade_ts <= INGEST + SKEW
-        assert trade.price > 0 and trade.volume >= 0
+        assert MIN_TRADE_TS_MS <= trade.trade_ts <= INGEST + SKEW
+        assert 1e-12 <= trade.price <= 1e15 and 0 <= trade.volume <= 1e15
         assert math.isfinite(trade.price * trade.volume)
-        assert 0 < len(trade.symbol) <= m.MAX_SYMBOL_CHARS
+        assert 0 < len(trade.symbol) <= 64
+        assert trade.symbol == trade.symbol.strip(" ")
+        assert not any(c != " " and unicodedata.category(c) in UNPRINTABLE for c in trade.symbol)
     for rejection in result.rejections:
         check_dead_letter(rejection)
 

@@ -2,17 +2,26 @@
 
 from __future__ import annotations
 
+import io
+import json
 import threading
+import tracemalloc
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from producer.kafka_sink import dead_letter_value
+from producer.messages import Rejection
 from producer.pacing import Pacer, WallClockCap
 from producer.replay import (
+    LongLine,
     RecordWriter,
     decode_line,
     encode_line,
     message_time,
+    read_lines,
     read_messages,
     replay_messages,
 )
@@ -167,3 +176,90 @@ def test_record_writer_masks_the_token_and_survives_surrogates(tmp_path: Path) -
     assert list(read_messages(path))[:2] == ['{"type":"trade","data":[{"s":"***"}]}',
                                              "wss://x?token=***\n"]
     assert len(text.splitlines()) == 3
+
+
+MIB = 1024 * 1024
+PING = '{"type":"ping"}'
+
+
+def test_a_line_too_long_is_dead_lettered_and_the_lines_after_it_replay(
+        tmp_path: Path) -> None:
+    path = tmp_path / "long.jsonl"
+    path.write_text(f"{MESSAGES[0]}\n" + "x" * (5 * MIB) + f"\r\n{PING}\n" + "y" * (MIB + 1))
+    assert list(read_messages(path)) == [
+        MESSAGES[0],
+        Rejection("line_too_long", "line 2 has 5242880 characters, more than 1048576; "
+                                   "its first 4096 are kept", "x" * 4096, raw_chars=5 * MIB),
+        PING,
+        Rejection("line_too_long", "line 4 has 1048577 characters, more than 1048576; "
+                                   "its first 4096 are kept", "y" * 4096, raw_chars=MIB + 1),
+    ]
+
+
+def test_lines_up_to_the_cap_are_messages(tmp_path: Path) -> None:
+    path = tmp_path / "edge.jsonl"
+    longest = '{"type":"ping","pad":"' + "p" * (MIB - 24) + '"}'
+    assert len(longest) == MIB
+    path.write_text(f"{longest}\r\n{longest}\n{longest}")
+    assert list(read_messages(path)) == [longest] * 3
+
+
+def test_a_line_too_long_is_never_held_whole(tmp_path: Path) -> None:
+    # 16 MiB on one line: reading it whole would allocate 16 MiB at least, while the
+    # reader holds the cap (1 MiB) and a chunk of the rest at most.
+    path = tmp_path / "huge.jsonl"
+    with path.open("w") as file:
+        for _ in range(16):
+            file.write("z" * MIB)
+        file.write(f"\n{PING}\n")
+    tracemalloc.start()
+    try:
+        messages = list(read_messages(path))
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert [m if isinstance(m, str) else m.raw_chars for m in messages] == [16 * MIB, PING]
+    assert peak < 4 * MIB, f"peak {peak / MIB:.1f} MiB"
+
+
+def test_the_dead_letter_of_a_long_line_says_it_is_truncated() -> None:
+    rejection = Rejection("line_too_long", "line 2 has 5242880 characters, more than 1048576;"
+                                           " its first 4096 are kept", "x" * 4096,
+                          raw_chars=5 * MIB)
+    assert json.loads(dead_letter_value(rejection, 1_732_180_000_000, "replay")) == {
+        "reason": "line_too_long: line 2 has 5242880 characters, more than 1048576; its "
+                  "first 4096 are kept",
+        "raw": "x" * 4096, "ingest_ts": 1_732_180_000_000, "source": "replay",
+        "truncated": True, "raw_chars": 5 * MIB, "reason_chars": 88}
+
+
+# Line breaks of every kind, quotes, blanks, non-ASCII and an undecodable byte.
+PIECES = st.sampled_from([b"a", b"bc", b"{}", b'"', b" ", b"\t", "é".encode(), b"\xff",
+                          b"\n", b"\r", b"\r\n", b"\n\n"])
+
+
+def text_file(data: bytes) -> io.TextIOWrapper:
+    # Opened as read_messages opens a record file.
+    return io.TextIOWrapper(io.BytesIO(data), encoding="utf-8", errors="backslashreplace",
+                            newline="")
+
+
+def content(line: str) -> str:
+    return line.removesuffix("\n").removesuffix("\r")
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(PIECES, max_size=60).map(b"".join), st.integers(min_value=1, max_value=12),
+       st.integers(min_value=1, max_value=12), st.integers(min_value=1, max_value=5))
+def test_lines_are_split_as_iterating_the_file_splits_them(
+        data: bytes, max_chars: int, kept_chars: int, skip_chars: int) -> None:
+    expected = [line if len(content(line)) <= max_chars
+                else LongLine(number, len(content(line)), line[:min(kept_chars, max_chars)])
+                for number, line in enumerate(text_file(data), start=1)]
+    assert list(read_lines(text_file(data), max_chars, kept_chars, skip_chars)) == expected
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(PIECES, max_size=60).map(b"".join))
+def test_under_the_cap_lines_are_unchanged(data: bytes) -> None:
+    assert list(read_lines(text_file(data))) == list(text_file(data))
