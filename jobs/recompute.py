@@ -32,6 +32,7 @@ from jobs.session import start_session
 from jobs.settings import CassandraTarget, SparkLaunch, WindowSpec
 from jobs.sinks import write_table
 from jobs.sources import read_trades
+from jobs.tables import MINUTE_TRADES, MOVING_MEANS
 from jobs.transforms import minute_windows, moving_means, trades_between, windows_overlapping
 
 log = logging.getLogger("jobs.recompute")
@@ -122,8 +123,8 @@ def main(config: RecomputeConfig) -> int:
             .persist()
         )
         minutes, means = recomputed(trades, config.start, config.end, config.windows)
-        write_table(minutes, keyspace, "minute_trades")
-        write_table(means, keyspace, "moving_means")
+        write_table(minutes, keyspace, MINUTE_TRADES.name)
+        write_table(means, keyspace, MOVING_MEANS.name)
         trades.unpersist()
     finally:
         spark.stop()

@@ -9,6 +9,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 import contract
+from jobs.tables import TRADES
 
 CASSANDRA_FORMAT = "org.apache.spark.sql.cassandra"
 
@@ -58,7 +59,7 @@ def read_trades(
     trades = (
         spark.read
         .format(CASSANDRA_FORMAT)
-        .options(keyspace=keyspace, table="trades")
+        .options(keyspace=keyspace, table=TRADES.name)
         .load()
         .where(F.col("trade_date").isin(days))
     )

@@ -54,7 +54,7 @@ from jobs.settings import WindowSpec
 from jobs.sinks import write_table
 from jobs.spark_internals import batch_query_id, observed_values
 from jobs.stream_store import BatchReport, RunSettings, StreamStore
-from jobs.tables import PANE_VALUES
+from jobs.tables import PANE_VALUES, REJECTED_RECORDS, TRADES
 from jobs.transforms import (
     TradeBounds,
     Transform,
@@ -219,12 +219,12 @@ class BatchProcessor:
             # collecting are paid once instead of twice in a row.
             partials = self._beside.submit(collect_partials, decoded.transform(valid_trades),
                                            self._partials)
-            write_table(observed.transform(valid_trades), plan.keyspace, "trades")
+            write_table(observed.transform(valid_trades), plan.keyspace, TRADES.name)
             trades_written_at = now()
             counts = observed_values(stats)
             if counts["rejected"]:
                 write_table(decoded.transform(rejected_records()), plan.keyspace,
-                            "rejected_records")
+                            REJECTED_RECORDS.name)
             by_symbol = partials.result()
         finally:
             if partials is not None:  # never unpersist under a running job

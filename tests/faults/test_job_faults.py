@@ -38,6 +38,7 @@ from pipeline_testing import (
 )
 from producer_testing import consume, records_in
 
+from contract import exits
 from producer.avro_codec import decode_record
 from stack import cassandra, lifecycle, process
 from stack.supervisor import Program, RestartPolicy, Supervisor
@@ -160,7 +161,7 @@ def test_cassandra_down_for_30s_under_the_supervisor(pipeline, stack, make_topic
     checkpoints = pipeline.root / "checkpoints"
     job = Program("stream-job", job_command("jobs.stream_processor",
                                             streaming_args(pipeline, checkpoints)),
-                  fatal_exit_codes=frozenset({2}))
+                  fatal_exit_codes=exits.PERMANENT)
     supervisor = Supervisor([job], pipeline.root / "logs", dict(os.environ),
                             RestartPolicy(initial_backoff_s=2, max_backoff_s=10))
     runner = threading.Thread(target=supervisor.run, daemon=True)
