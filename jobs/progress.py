@@ -6,9 +6,12 @@ from __future__ import annotations
 import logging
 import re
 import sys
-from typing import Any
+from collections.abc import Callable
+from typing import Any, NoReturn
 
 from pyspark.sql.streaming import StreamingQuery
+
+from contract.exits import ExitError, exit_code
 
 _CAUSE = re.compile(r"^(Caused by: )?[\w.$]+(Exception|Error)\b[^:]*: ")
 
@@ -31,6 +34,17 @@ def configure_logging(level: int = logging.INFO) -> None:
     logging.getLogger("py4j").setLevel(logging.WARNING)
     logging.getLogger("cassandra").setLevel(logging.WARNING)
     logging.getLogger("kafka").setLevel(logging.WARNING)  # the lag probe's client
+
+
+def run_entry_point(run: Callable[[], int], log: logging.Logger) -> NoReturn:
+    """A job's __main__: logging set up, then exit with run()'s code, or with the code
+    of the ExitError it raised (a usage error: one log line, no traceback)."""
+    configure_logging()
+    try:
+        sys.exit(run())
+    except ExitError as error:
+        log.error("%s", error)
+        sys.exit(exit_code(error))
 
 
 class QueryProgress:

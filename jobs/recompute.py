@@ -25,9 +25,9 @@ from datetime import date, datetime, timedelta
 from pyspark.sql import DataFrame
 
 from contract import env as envvars
-from contract.exits import ExitCode, ExitError, exit_code
+from contract.exits import ExitCode
 from jobs import settings
-from jobs.progress import configure_logging
+from jobs.progress import run_entry_point
 from jobs.session import start_session
 from jobs.settings import CassandraTarget, SparkLaunch, WindowSpec
 from jobs.sinks import write_table
@@ -134,9 +134,4 @@ def main(config: RecomputeConfig) -> int:
 
 
 if __name__ == "__main__":
-    configure_logging()
-    try:
-        sys.exit(main(parse_config(sys.argv[1:], os.environ)))
-    except ExitError as error:
-        log.error("%s", error)
-        sys.exit(exit_code(error))
+    run_entry_point(lambda: main(parse_config(sys.argv[1:], os.environ)), log)

@@ -38,11 +38,11 @@ from pyspark.sql.streaming import StreamingQuery
 
 import contract
 from contract import env as envvars
-from contract.exits import ExitCode, ExitError, exit_code
+from contract.exits import ExitCode, exit_code
 from contract.validation import MAX_FUTURE_SKEW
 from jobs import checkpoints, settings, stream_store
 from jobs.kafka_lag import TopicEnds
-from jobs.progress import configure_logging, error_summary
+from jobs.progress import error_summary, run_entry_point
 from jobs.session import start_session
 from jobs.settings import CassandraTarget, SparkLaunch, WindowSpec
 from jobs.sources import KafkaTopic, read_stream
@@ -302,9 +302,4 @@ def main(config: StreamConfig) -> int:
 
 
 if __name__ == "__main__":
-    configure_logging()
-    try:
-        sys.exit(main(parse_config(sys.argv[1:], os.environ)))
-    except ExitError as error:
-        log.error("%s", error)
-        sys.exit(exit_code(error))
+    run_entry_point(lambda: main(parse_config(sys.argv[1:], os.environ)), log)
