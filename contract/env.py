@@ -24,6 +24,12 @@ def optional(env: Mapping[str, str], name: str) -> str | None:
     return value or None
 
 
+def secret(env: Mapping[str, str], name: str) -> str | None:
+    """A password's value exactly as set (blanks around it are part of it), or None
+    when it is unset or empty."""
+    return env.get(name) or None
+
+
 def flag(env: Mapping[str, str], name: str, default: bool = False) -> bool:
     """A yes/no variable: 1, true, yes or on (any case) is yes, any other value no."""
     value = env.get(name, "").strip().lower()

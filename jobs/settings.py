@@ -219,7 +219,7 @@ def cassandra_target(args: argparse.Namespace, env: Mapping[str, str]) -> Cassan
         port=args.cassandra_port,
         keyspace=args.keyspace,
         username=envvars.optional(env, "CASSANDRA_USERNAME"),
-        password=envvars.optional(env, "CASSANDRA_PASSWORD"),
+        password=envvars.secret(env, "CASSANDRA_PASSWORD"),
     )
 
 

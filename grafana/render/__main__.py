@@ -97,8 +97,7 @@ def parse_config(argv: Sequence[str] | None, environ: Mapping[str, str]) -> Rend
         port=args.cassandra_port, keyspace=args.keyspace, time_from=args.time_from,
         time_to=args.time_to, variables=variables, width_px=args.width, scale=args.scale,
         username=envvars.optional(environ, "CASSANDRA_USERNAME"),
-        # Not stripped: blanks around a password are part of it. Empty means none.
-        password=environ.get("CASSANDRA_PASSWORD") or None)
+        password=envvars.secret(environ, "CASSANDRA_PASSWORD"))
 
 
 def load_dashboards(folder: Path) -> list[tuple[Path, dict]]:

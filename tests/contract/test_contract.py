@@ -63,3 +63,9 @@ def test_defaults_agree() -> None:
     assert (contract.TOPIC, contract.DEAD_LETTER_TOPIC) == ("Market", "Market.rejected")
     assert (contract.CASSANDRA_PORT, contract.KEYSPACE) == (9042, "market")
     assert contract.SCHEMA_PATH.is_file() and contract.CQL_DIR.is_dir()
+
+
+def test_a_secret_is_kept_as_set() -> None:
+    assert envvars.secret({"P": " pa ss "}, "P") == " pa ss "
+    assert envvars.secret({"P": ""}, "P") is None
+    assert envvars.secret({}, "P") is None

@@ -81,9 +81,8 @@ def _role(env: Mapping[str, str], prefix: str) -> Role | None:
         return None
     if not ROLE_NAME.match(name):
         raise SystemExit(f"{prefix}_USERNAME must match {ROLE_NAME.pattern}: {name!r}")
-    # Not stripped: blanks around a password are part of it.
-    password = env.get(f"{prefix}_PASSWORD", "")
-    if not password:
+    password = envvars.secret(env, f"{prefix}_PASSWORD")
+    if password is None:
         raise SystemExit(f"{prefix}_PASSWORD is empty")
     return Role(name, password)
 
