@@ -31,9 +31,9 @@ from datetime import date, datetime, timedelta, timezone
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
-from jobs.transforms import Transform, utc_date
+from jobs.panes import MINUTE, floor_time, vwap_or_average
+from jobs.transforms import Transform, floor_timestamp, utc_date
 
-EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 LN2 = math.log(2.0)
 
 # Every resolution a candle may have, by the name the tables and dashboards use.
@@ -69,23 +69,28 @@ def parse_resolutions(text: str) -> tuple[str, ...]:
 
 def window_start(ts: datetime, resolution: str) -> datetime:
     """The start of the epoch-aligned window of this resolution that holds ts (UTC)."""
-    step = RESOLUTIONS[resolution]
-    return EPOCH + ((ts - EPOCH) // step) * step
+    return floor_time(ts, RESOLUTIONS[resolution])
 
 
-def bucket(resolution: str, start: datetime) -> date:
-    """The partition bucket of a candle: the first day of its day, month or year.
+def bucket_unit(resolution: str) -> str:
+    """What a candle's partition bucket spans: a UTC day, month or year.
 
     Chosen so that no partition holds much more than 100,000 rows: a day of 1s candles
     is 86,400 rows, a month of 1m candles 44,640, a year of 1h candles 8,784.
     """
-    day = start.astimezone(timezone.utc).date()
     length = RESOLUTIONS[resolution]
     if length < timedelta(minutes=1):
+        return "day"
+    return "month" if length < timedelta(hours=1) else "year"
+
+
+def bucket(resolution: str, start: datetime) -> date:
+    """The partition bucket of a candle: the first day of its day, month or year."""
+    day = start.astimezone(timezone.utc).date()
+    unit = bucket_unit(resolution)
+    if unit == "day":
         return day
-    if length < timedelta(hours=1):
-        return day.replace(day=1)
-    return day.replace(month=1, day=1)
+    return day.replace(day=1) if unit == "month" else day.replace(month=1, day=1)
 
 
 class Interleaved(ValueError):
@@ -189,7 +194,7 @@ def candle_values(part: CandlePart) -> dict[str, object]:
         "close_price": part.last_price,
         "total_volume": part.volume_sum,
         "avg_price": avg,
-        "vwap": part.notional_sum / part.volume_sum if part.volume_sum > 0 else avg,
+        "vwap": vwap_or_average(part.notional_sum, part.volume_sum, avg),
         "log_return_stddev": log_return_stddev(part),
         "parkinson_volatility": parkinson_volatility(part.high_price, part.low_price),
     }
@@ -211,8 +216,7 @@ def reference_candles(resolution: str) -> Transform:
     seconds = int(RESOLUTIONS[resolution].total_seconds())
 
     def apply(trades: DataFrame) -> DataFrame:
-        millis = F.unix_millis("trade_ts")
-        start = F.timestamp_millis(millis - F.pmod(millis, F.lit(seconds * 1000)))
+        start = floor_timestamp(F.col("trade_ts"), seconds * 1000)
         order = ("trade_ts", "kafka_partition", "kafka_offset")
         in_candle = Window.partitionBy("symbol", "window_start").orderBy(*order)
         log_price = F.log("price")
@@ -256,17 +260,12 @@ def reference_candles(resolution: str) -> Transform:
 def bucket_column(resolution: str, start: Column) -> Column:
     """`bucket` as a Spark column of the window start, whatever the session time zone."""
     day = utc_date(start)
-    length = RESOLUTIONS[resolution]
-    if length < timedelta(minutes=1):
-        return day
-    if length < timedelta(hours=1):
-        return F.trunc(day, "month")
-    return F.trunc(day, "year")
+    unit = bucket_unit(resolution)
+    return day if unit == "day" else F.trunc(day, unit)
 
 
 # --- the rolling 24-hour ticker ----------------------------------------------------------
 
-MINUTE = timedelta(minutes=1)
 HOUR = timedelta(hours=1)
 TICKER_SPAN = timedelta(days=1)
 
@@ -289,17 +288,18 @@ class TickerLayout:
 
 
 def ticker_layout(newest_trade_ts: datetime) -> TickerLayout:
-    end = EPOCH + ((newest_trade_ts - EPOCH) // MINUTE + 1) * MINUTE
+    end = floor_time(newest_trade_ts, MINUTE) + MINUTE
     start = end - TICKER_SPAN
-    first_hour = EPOCH + -((EPOCH - start) // HOUR) * HOUR  # ceil to the hour
-    last_hour = EPOCH + ((end - EPOCH) // HOUR) * HOUR  # floor to the hour
+    first_hour = floor_time(start, HOUR)
+    if first_hour < start:  # the first whole hour inside the window
+        first_hour += HOUR
+    last_hour = floor_time(end, HOUR)
     return TickerLayout(window_start=start, window_end=end, hours=(first_hour, last_hour),
                         head_minutes=(start, first_hour), tail_minutes=(last_hour, end))
 
 
 def ticker_values(part: CandlePart, layout: TickerLayout) -> dict[str, object]:
     """The value columns of a `ticker_24h` row from the merge of its window's parts."""
-    values = candle_values(part)
     change = part.last_price - part.first_price
     return {
         "last_price": part.last_price,
@@ -312,7 +312,8 @@ def ticker_values(part: CandlePart, layout: TickerLayout) -> dict[str, object]:
         "total_volume": part.volume_sum,
         "quote_volume": part.notional_sum,
         "trade_count": part.trade_count,
-        "vwap": values["vwap"],
+        "vwap": vwap_or_average(part.notional_sum, part.volume_sum,
+                                part.price_sum / part.trade_count),
         "window_start": layout.window_start,
         "window_end": layout.window_end,
     }

@@ -28,7 +28,7 @@ from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
 from jobs.tables import PANE_VALUES
-from jobs.transforms import Transform, utc_date
+from jobs.transforms import Transform, floor_timestamp, utc_date
 
 MINUTE = timedelta(minutes=1)
 EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
@@ -66,9 +66,7 @@ def partials(pane: timedelta) -> Transform:
     # Built once per transform, on first use (see jobs.transforms._trade_columns).
     @cache
     def columns() -> tuple[Column, tuple[Column, ...], tuple[Column, ...]]:
-        millis = F.unix_millis("trade_ts")
-        # Integer arithmetic: pmod keeps trades before 1970 in the right pane too.
-        pane_start = F.timestamp_millis(millis - F.pmod(millis, F.lit(pane_ms)))
+        pane_start = floor_timestamp(F.col("trade_ts"), pane_ms)
         # Structs compare field by field: min/max is the first/last trade in the total
         # order, and its price rides along.
         trade = F.struct("trade_ts", "kafka_partition", "kafka_offset", "price")
@@ -166,6 +164,11 @@ def merge(parts: Iterable[Partial]) -> Partial:
     )
 
 
+def vwap_or_average(notional_sum: float, volume_sum: float, avg_price: float) -> float:
+    """sum(p*v)/sum(v), or the average price when no volume traded (never null)."""
+    return notional_sum / volume_sum if volume_sum > 0 else avg_price
+
+
 def minute_values(p: Partial) -> dict[str, object]:
     """The value columns of a `minute_trades` row (VWAP falls back to the average)."""
     avg = p.price_sum / p.trade_count
@@ -177,7 +180,7 @@ def minute_values(p: Partial) -> dict[str, object]:
         "low_price": p.low_price,
         "close_price": p.close_price,
         "total_volume": p.volume_sum,
-        "vwap": p.notional_sum / p.volume_sum if p.volume_sum > 0 else avg,
+        "vwap": vwap_or_average(p.notional_sum, p.volume_sum, avg),
     }
 
 

@@ -48,6 +48,15 @@ def utc_date(ts: Column) -> Column:
     return F.date_from_unix_date(F.floor(F.unix_millis(ts) / MILLIS_PER_DAY).cast("int"))
 
 
+def floor_timestamp(ts: Column, step_ms: int) -> Column:
+    """The start of the epoch-aligned step of step_ms milliseconds that holds ts.
+
+    Integer arithmetic: pmod keeps times before 1970 in the right step too.
+    """
+    millis = F.unix_millis(ts)
+    return F.timestamp_millis(millis - F.pmod(millis, F.lit(step_ms)))
+
+
 def is_finite(x: Column) -> Column:
     """False for null, NaN and +-Infinity (Spark orders NaN above every number)."""
     return x.isNotNull() & ~F.isnan(x) & (F.abs(x) < F.lit(float("inf")))
