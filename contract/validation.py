@@ -22,7 +22,7 @@ import unicodedata
 from datetime import datetime, timedelta, timezone
 
 MIN_TRADE_TS = datetime(2000, 1, 1, tzinfo=timezone.utc)
-MIN_TRADE_TS_MS = 946_684_800_000
+MIN_TRADE_TS_MS = int(MIN_TRADE_TS.timestamp()) * 1000
 MAX_FUTURE_SKEW = timedelta(seconds=60)
 
 MIN_PRICE = 1e-12

@@ -140,7 +140,8 @@ class StreamStore:
         self.session = session
         prepare = session.prepare
         self._select_panes = prepare(
-            f"SELECT pane_start, last_batch_id, {', '.join(PANE_VALUES)} FROM {keyspace}.panes"
+            f"SELECT pane_start, last_batch_id, {', '.join(PANE_VALUES)}"
+            f" FROM {keyspace}.{PANES.name}"
             " WHERE run_id = ? AND symbol = ? AND pane_date = ?"
             " AND pane_start >= ? AND pane_start < ?")
         self._insert_pane = prepare(PANES.insert(keyspace))
@@ -148,7 +149,7 @@ class StreamStore:
         self._insert_moving = prepare(MOVING_MEANS.insert(keyspace))
         self._select_run = prepare(
             f"SELECT {', '.join(RunSettings.__dataclass_fields__)}"
-            f" FROM {keyspace}.stream_runs WHERE run_id = ?")
+            f" FROM {keyspace}.{STREAM_RUNS.name} WHERE run_id = ?")
         self._insert_progress = prepare(STREAM_PROGRESS.insert(keyspace))
         self._insert_run = prepare(STREAM_RUNS.insert(keyspace, suffix=" IF NOT EXISTS"))
 

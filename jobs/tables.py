@@ -29,12 +29,10 @@ class TableSpec:
         """The columns outside the primary key, in order."""
         return tuple(c for c in self.columns if c not in self.key)
 
-    def insert(self, keyspace: str, columns: tuple[str, ...] | None = None,
-               suffix: str = "") -> str:
-        """An INSERT of the columns (all by default) with one bind marker each."""
-        names = columns or self.columns
-        return (f"INSERT INTO {keyspace}.{self.name} ({', '.join(names)})"
-                f" VALUES ({', '.join('?' for _ in names)}){suffix}")
+    def insert(self, keyspace: str, suffix: str = "") -> str:
+        """An INSERT of every column, with one bind marker each."""
+        return (f"INSERT INTO {keyspace}.{self.name} ({', '.join(self.columns)})"
+                f" VALUES ({', '.join('?' for _ in self.columns)}){suffix}")
 
     def row(self, values: Mapping[str, object]) -> tuple:
         """The values in column order, for a statement from insert()."""
