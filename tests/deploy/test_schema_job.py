@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 from deploy_files import K8S
 from deploy_tools import kustomize_build
+from schema_testing import with_older_moving_means
 
 SCRIPT = K8S / "base" / "schema-job" / "files" / "apply_schema.py"
 NTS = "{'class': 'NetworkTopologyStrategy', 'dc1': 3}"
@@ -251,13 +252,7 @@ def test_names_a_table_whose_key_changed_and_exits_with_the_usage_code(
         make_keyspace: Callable[[], str], caplog: pytest.LogCaptureFixture) -> None:
     monkeypatch.undo()
     keyspace = make_keyspace()
-    cassandra_session.execute(f"DROP TABLE {keyspace}.moving_means", timeout=60)
-    # The layout before the window shape joined the key: ALTER TABLE cannot fix it.
-    cassandra_session.execute(
-        f"CREATE TABLE {keyspace}.moving_means (symbol text, window_end timestamp,"
-        " window_start timestamp, trade_count bigint, arithmetic_mean double,"
-        " geometric_mean double, harmonic_mean double,"
-        " PRIMARY KEY ((symbol), window_end))", timeout=60)
+    with_older_moving_means(cassandra_session, keyspace)
     with caplog.at_level("ERROR", logger="apply_schema"):
         assert job.main(local_env(cassandra_session, keyspace)) == 2
     (message,) = [r.getMessage() for r in caplog.records if r.name == "apply_schema"]

@@ -4,6 +4,7 @@ changed key fails with what to do."""
 from __future__ import annotations
 
 import pytest
+from schema_testing import with_older_moving_means
 
 from contract import schema
 from contract.exits import ExitCode, exit_code
@@ -15,13 +16,7 @@ def test_an_older_table_layout_is_named_instead_of_left_to_fail_every_write(
     cassandra_session, make_keyspace
 ) -> None:
     keyspace = make_keyspace()
-    cassandra_session.execute(f"DROP TABLE {keyspace}.moving_means", timeout=60)
-    # The layout before the window shape joined the key.
-    cassandra_session.execute(
-        f"CREATE TABLE {keyspace}.moving_means (symbol text, window_end timestamp,"
-        " window_start timestamp, trade_count bigint, arithmetic_mean double,"
-        " geometric_mean double, harmonic_mean double,"
-        " PRIMARY KEY ((symbol), window_end))", timeout=60)
+    with_older_moving_means(cassandra_session, keyspace)
     with pytest.raises(schema.SchemaError, match=rf"{keyspace}\.moving_means \(missing "
                                                 r"slide_seconds, window_seconds\).*drop them"
                        ) as err:
