@@ -68,6 +68,35 @@ MOVING_MEANS = TableSpec(
      "trade_count", "arithmetic_mean", "geometric_mean", "harmonic_mean"),
     key=("symbol", "window_seconds", "slide_seconds", "window_end"),
 )
+CANDLES = TableSpec(
+    "candles",
+    ("symbol", "resolution", "bucket", "window_start", "window_end", "trade_count",
+     "open_price", "high_price", "low_price", "close_price", "total_volume", "avg_price",
+     "vwap", "log_return_stddev", "parkinson_volatility"),
+    key=("symbol", "resolution", "bucket", "window_start"),
+)
+# A part's values are a jobs.candles.CandlePart's fields, the order keys spelled out.
+CANDLE_PARTS = TableSpec(
+    "candle_parts",
+    ("run_id", "symbol", "resolution", "bucket", "window_start", "last_batch_id",
+     "trade_count", "price_sum", "volume_sum", "notional_sum", "low_price", "high_price",
+     "first_ts", "first_partition", "first_offset", "first_price", "last_ts",
+     "last_partition", "last_offset", "last_price", "return_sum", "return_m2"),
+    key=("run_id", "symbol", "resolution", "bucket", "window_start"),
+)
+TICKER_24H = TableSpec(
+    "ticker_24h",
+    ("symbol", "last_price", "last_trade_ts", "open_price", "high_price", "low_price",
+     "price_change", "price_change_pct", "total_volume", "quote_volume", "trade_count",
+     "vwap", "window_start", "window_end"),
+    key=("symbol",),
+)
+SYMBOLS = TableSpec(
+    "symbols",
+    ("symbol", "first_trade_ts", "last_trade_ts", "last_price", "last_kafka_partition",
+     "last_kafka_offset"),
+    key=("symbol",),
+)
 REJECTED_RECORDS = TableSpec(
     "rejected_records",
     ("kafka_topic", "kafka_date", "kafka_partition", "kafka_offset", "kafka_ts", "payload",
@@ -86,18 +115,19 @@ PANES = TableSpec(
 PANE_VALUES = tuple(c for c in PANES.values if c != "last_batch_id")
 STREAM_RUNS = TableSpec(
     "stream_runs",
-    ("run_id", "topic", "window_seconds", "slide_seconds", "pane_seconds", "started_at"),
+    ("run_id", "topic", "window_seconds", "slide_seconds", "pane_seconds",
+     "candle_resolutions", "started_at"),
     key=("run_id",),
 )
 # Every column but job, day and run_id is a jobs.stream_store.BatchReport field.
 STREAM_PROGRESS = TableSpec(
     "stream_progress",
     ("job", "day", "finished_at", "batch_id", "run_id", "started_at", "trades_written_at",
-     "records", "trades", "rejected", "panes", "minute_rows", "moving_rows",
+     "records", "trades", "rejected", "panes", "minute_rows", "moving_rows", "candle_rows",
      "trade_latency_p50_ms", "trade_latency_p99_ms", "window_latency_p99_ms",
      "kafka_lag_records", "kafka_lag_ms"),
     key=("job", "day", "finished_at", "batch_id"),
 )
 
 TABLES = (TRADES, MINUTE_TRADES, MOVING_MEANS, REJECTED_RECORDS, PANES, STREAM_RUNS,
-          STREAM_PROGRESS)
+          STREAM_PROGRESS, CANDLES, CANDLE_PARTS, TICKER_24H, SYMBOLS)
