@@ -114,9 +114,15 @@ class CandlePart:
     first_price: float
     last_key: OrderKey
     last_price: float
-    # Over the trade_count - 1 log returns between consecutive trades of the part.
+    # Over the trade_count - 1 log returns between consecutive trades of the part: their
+    # sum and the sum of their squared deviations from their mean (merged as Chan et
+    # al.'s pairwise update, which keeps its precision where a sum of squares cancels).
     return_sum: float
-    return_square_sum: float
+    return_m2: float
+
+    @property
+    def returns(self) -> int:
+        return self.trade_count - 1
 
 
 def part_of(trades: Sequence[tuple[OrderKey, float, float]]) -> CandlePart:
@@ -136,8 +142,31 @@ def part_of(trades: Sequence[tuple[OrderKey, float, float]]) -> CandlePart:
         first_key=ordered[0][0], first_price=prices[0],
         last_key=ordered[-1][0], last_price=prices[-1],
         return_sum=math.fsum(returns),
-        return_square_sum=math.fsum(r * r for r in returns),
+        return_m2=squared_deviations(returns),
     )
+
+
+def squared_deviations(values: Sequence[float]) -> float:
+    if not values:
+        return 0.0
+    mean = math.fsum(values) / len(values)
+    return math.fsum((v - mean) ** 2 for v in values)
+
+
+Moments = tuple[int, float, float]  # (how many, their sum, squared deviations)
+
+
+def combine(a: Moments, b: Moments) -> Moments:
+    """The moments of two disjoint sets of values."""
+    na, sa, ma = a
+    nb, sb, mb = b
+    if na == 0:
+        return b
+    if nb == 0:
+        return a
+    n = na + nb
+    delta = sb / nb - sa / na
+    return n, sa + sb, ma + mb + delta * delta * na * nb / n
 
 
 def merge_in_order(parts: Iterable[CandlePart]) -> CandlePart:
@@ -150,8 +179,11 @@ def merge_in_order(parts: Iterable[CandlePart]) -> CandlePart:
         if not earlier.last_key < later.first_key:
             raise Interleaved(f"trades up to {earlier.last_key} and from {later.first_key}"
                               " interleave")
-    boundaries = [math.log(later.first_price) - math.log(earlier.last_price)
-                  for earlier, later in itertools.pairwise(ordered)]
+    moments: Moments = (ordered[0].returns, ordered[0].return_sum, ordered[0].return_m2)
+    for earlier, later in itertools.pairwise(ordered):
+        boundary = math.log(later.first_price) - math.log(earlier.last_price)
+        moments = combine(combine(moments, (1, boundary, 0.0)),
+                          (later.returns, later.return_sum, later.return_m2))
     return CandlePart(
         trade_count=sum(part.trade_count for part in ordered),
         price_sum=math.fsum(part.price_sum for part in ordered),
@@ -161,21 +193,16 @@ def merge_in_order(parts: Iterable[CandlePart]) -> CandlePart:
         high_price=max(part.high_price for part in ordered),
         first_key=ordered[0].first_key, first_price=ordered[0].first_price,
         last_key=ordered[-1].last_key, last_price=ordered[-1].last_price,
-        return_sum=math.fsum([*(part.return_sum for part in ordered), *boundaries]),
-        return_square_sum=math.fsum([*(part.return_square_sum for part in ordered),
-                                     *(r * r for r in boundaries)]),
+        return_sum=moments[1],
+        return_m2=moments[2],
     )
 
 
 def log_return_stddev(part: CandlePart) -> float:
     """Sample standard deviation of the part's log returns; NaN with fewer than two."""
-    returns = part.trade_count - 1
-    if returns < 2:
+    if part.returns < 2:
         return math.nan
-    mean = part.return_sum / returns
-    # Sum of squared deviations; rounding can leave it a hair below zero.
-    deviations = max(part.return_square_sum - returns * mean * mean, 0.0)
-    return math.sqrt(deviations / (returns - 1))
+    return math.sqrt(max(part.return_m2, 0.0) / (part.returns - 1))
 
 
 def parkinson_volatility(high: float, low: float) -> float:
@@ -198,13 +225,6 @@ def candle_values(part: CandlePart) -> dict[str, object]:
         "log_return_stddev": log_return_stddev(part),
         "parkinson_volatility": parkinson_volatility(part.high_price, part.low_price),
     }
-
-
-CANDLE_COLUMNS = (
-    "symbol", "resolution", "bucket", "window_start", "window_end", "trade_count",
-    "open_price", "high_price", "low_price", "close_price", "total_volume", "avg_price",
-    "vwap", "log_return_stddev", "parkinson_volatility",
-)
 
 
 def reference_candles(resolution: str) -> Transform:
@@ -319,7 +339,66 @@ def ticker_values(part: CandlePart, layout: TickerLayout) -> dict[str, object]:
     }
 
 
-def symbol_values(part: CandlePart) -> dict[str, object]:
-    """The value columns of a `symbols` row: the first and last trade stored."""
-    return {"first_trade_ts": part.first_key[0], "last_trade_ts": part.last_key[0],
-            "last_price": part.last_price}
+# --- the reference of the ticker and the symbols, straight from trades ------------------
+
+ORDER = ("trade_ts", "kafka_partition", "kafka_offset")
+
+
+def reference_symbols(trades: DataFrame) -> DataFrame:
+    """Rows of `trades` -> one `symbols` row per symbol: first and last trade."""
+    last = F.max(F.struct(*ORDER, "price"))
+    return trades.groupBy("symbol").agg(
+        F.min("trade_ts").alias("first_trade_ts"), last.alias("last")).select(
+        "symbol", "first_trade_ts", F.col("last.trade_ts").alias("last_trade_ts"),
+        F.col("last.price").alias("last_price"),
+        F.col("last.kafka_partition").alias("last_kafka_partition"),
+        F.col("last.kafka_offset").alias("last_kafka_offset"))
+
+
+def merge_symbols(stored: DataFrame) -> Transform:
+    """`symbols` rows -> merged with the stored rows: the earliest first trade, the
+    latest last trade in the total order."""
+    def apply(rows: DataFrame) -> DataFrame:
+        both = rows.unionByName(stored.select(*rows.columns))
+        last = F.max(F.struct("last_trade_ts", "last_kafka_partition", "last_kafka_offset",
+                              "last_price"))
+        return both.groupBy("symbol").agg(
+            F.min("first_trade_ts").alias("first_trade_ts"), last.alias("last")).select(
+            "symbol", "first_trade_ts", "last.last_trade_ts", "last.last_price",
+            "last.last_kafka_partition", "last.last_kafka_offset")
+
+    return apply
+
+
+def reference_tickers(symbols: DataFrame) -> Transform:
+    """Rows of `trades` -> the `ticker_24h` row of each symbol in `symbols` (whose
+    last_trade_ts sets the window), from its trades in that window."""
+    def apply(trades: DataFrame) -> DataFrame:
+        minute_ms = int(MINUTE.total_seconds() * 1000)
+        end = floor_timestamp(F.col("last_trade_ts"), minute_ms) + F.expr("INTERVAL 1 MINUTE")
+        windows = symbols.select("symbol", (end - F.expr("INTERVAL 1 DAY")).alias("window_start"),
+                                 end.alias("window_end"))
+        ts = F.col("trade_ts")
+        inside = trades.join(windows, "symbol").where(
+            (ts >= F.col("window_start")) & (ts < F.col("window_end")))
+        trade = F.struct(*ORDER, "price")
+        price = F.col("price")
+        grouped = inside.groupBy("symbol", "window_start", "window_end").agg(
+            F.min(trade).alias("first"), F.max(trade).alias("last"),
+            F.max(price).alias("high_price"), F.min(price).alias("low_price"),
+            F.sum("volume").alias("total_volume"),
+            F.sum(price * F.col("volume")).alias("quote_volume"),
+            F.count(F.lit(1)).alias("trade_count"), F.avg(price).alias("avg_price"))
+        change = F.col("last.price") - F.col("first.price")
+        return grouped.select(
+            "symbol", F.col("last.price").alias("last_price"),
+            F.col("last.trade_ts").alias("last_trade_ts"),
+            F.col("first.price").alias("open_price"), "high_price", "low_price",
+            change.alias("price_change"),
+            (100.0 * change / F.col("first.price")).alias("price_change_pct"),
+            "total_volume", "quote_volume", "trade_count",
+            F.when(F.col("total_volume") > 0, F.col("quote_volume") / F.col("total_volume"))
+            .otherwise(F.col("avg_price")).alias("vwap"),
+            "window_start", "window_end")
+
+    return apply

@@ -354,12 +354,19 @@ class KnownPanes:
         return {slot: pane for start, end in spans for slot in self.slots(start, end)
                 if (pane := known.get(slot)) is not None}
 
-    def forget_far_from(self, newest: datetime) -> None:
-        """Bound the memory: keep only the slots within `keep` of `newest`, and none
-        at all if there are still more than max_slots of them."""
+    def forget_far_from(self, newest: datetime,
+                        also: Iterable[tuple[datetime, datetime]] = ()) -> None:
+        """Bound the memory: keep only the slots within `keep` of `newest` (and those in
+        the `also` ranges), and none at all if there are still more than max_slots."""
+        also = list(also)
+
+        def kept(slot: datetime) -> bool:
+            return (abs(slot - newest) <= self.keep
+                    or any(start <= slot < end for start, end in also))
+
         for symbol in list(self._slots):
             known = self._slots[symbol]
-            for slot in [s for s in known if abs(s - newest) > self.keep]:
+            for slot in [s for s in known if not kept(s)]:
                 del known[slot]
             if not known:
                 del self._slots[symbol]

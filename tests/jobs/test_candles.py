@@ -12,22 +12,23 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pyspark.sql import SparkSession
 
+from jobs.candle_levels import SymbolState
 from jobs.candles import (
-    CANDLE_COLUMNS,
     Interleaved,
     bucket,
     candle_values,
+    combine,
     log_return_stddev,
     merge_in_order,
     parkinson_volatility,
     parse_resolutions,
     part_of,
     reference_candles,
-    symbol_values,
     ticker_layout,
     ticker_values,
     window_start,
 )
+from jobs.tables import CANDLES
 
 
 def utc(*args: int) -> datetime:
@@ -121,6 +122,23 @@ def test_contiguous_runs_merge_to_the_whole(raw, cuts) -> None:
             assert merged[name] == pytest.approx(value, rel=1e-9, abs=1e-12), name
 
 
+values_strategy = st.lists(st.floats(-1.0, 1.0), max_size=20)
+
+
+@given(values_strategy, values_strategy)
+def test_combined_moments_are_those_of_the_union(a, b) -> None:
+    def moments(values):
+        # Population variance times n: the squared deviations from the mean.
+        return (len(values), math.fsum(values),
+                statistics.pvariance(values) * len(values) if values else 0.0)
+
+    n, total, m2 = combine(moments(a), moments(b))
+    want = moments(a + b)
+    assert n == want[0]
+    assert total == pytest.approx(want[1], abs=1e-12)
+    assert m2 == pytest.approx(want[2], rel=1e-9, abs=1e-12)
+
+
 def test_resolutions_and_buckets() -> None:
     assert parse_resolutions(" 1d,1s,5m ") == ("1s", "5m", "1d")
     with pytest.raises(ValueError, match="7m"):
@@ -155,7 +173,7 @@ def test_reference_candles_on_inline_trades(spark: SparkSession) -> None:
     assert sorted(got) == [("A", utc(2024, 3, 1, 12, 0)), ("A", utc(2024, 3, 1, 12, 1)),
                            ("B", utc(2024, 3, 1, 12, 0))]
     first = got[("A", utc(2024, 3, 1, 12, 0))]
-    assert list(first) == list(CANDLE_COLUMNS)
+    assert list(first) == list(CANDLES.columns)
     # Order: 100 (12:00:00), 99 (12:00:20 p0), 110 (12:00:20 p1).
     assert (first["open_price"], first["close_price"]) == (100.0, 110.0)
     assert first["trade_count"] == 3 and first["total_volume"] == 4.0
@@ -195,6 +213,11 @@ def test_ticker_and_symbol_values_by_hand() -> None:
         "price_change_pct": -10.0, "total_volume": 4.0, "quote_volume": 460.0,
         "trade_count": 3, "vwap": 115.0, "window_start": utc(2024, 2, 29, 12, 2),
         "window_end": utc(2024, 3, 1, 12, 2)}
-    assert symbol_values(part) == {"first_trade_ts": T0,
-                                   "last_trade_ts": T0 + timedelta(seconds=90),
-                                   "last_price": 90.0}
+    state = SymbolState.of(part)
+    assert state.values() == {"first_trade_ts": T0, "last_trade_ts": T0 + timedelta(seconds=90),
+                              "last_price": 90.0, "last_kafka_partition": 0,
+                              "last_kafka_offset": 0}
+    # Merging keeps the earliest first trade and the last trade in the total order.
+    later = SymbolState(T0 + timedelta(seconds=5), (T0 + timedelta(seconds=90), 1, 0), 91.0)
+    assert state.merge(later) == SymbolState(T0, later.last_key, 91.0)
+    assert later.merge(state) == state.merge(later) and state.merge(None) == state
