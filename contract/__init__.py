@@ -51,6 +51,8 @@ QUERY_NAME = "market"
 # The moving-mean windows (minute windows are fixed).
 MOVING_WINDOW = timedelta(minutes=5)
 MOVING_SLIDE = timedelta(seconds=30)
+# The candle resolutions the stream job writes (jobs.candles.RESOLUTIONS names them all).
+CANDLE_RESOLUTIONS = "1s,1m,2m,5m,15m,1h,4h,1d"
 
 # The producer's Prometheus endpoint when `make run` starts it.
 PRODUCER_METRICS_PORT = 9464

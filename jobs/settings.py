@@ -16,6 +16,7 @@ from pathlib import Path
 
 import contract
 from contract import env as envvars
+from jobs.candles import RESOLUTIONS, parse_resolutions
 
 # Spark's own default port of the driver UI.
 SPARK_UI_PORT = 4040
@@ -107,10 +108,12 @@ class SparkLaunch:
 
 @dataclass(frozen=True)
 class WindowSpec:
-    """The moving-mean windows; minute windows are fixed. No watermark: see jobs.panes."""
+    """The moving-mean windows and the candle resolutions; minute windows are fixed.
+    No watermark: see jobs.panes."""
 
     moving_length: timedelta = contract.MOVING_WINDOW
     moving_slide: timedelta = contract.MOVING_SLIDE
+    candle_resolutions: tuple[str, ...] = tuple(contract.CANDLE_RESOLUTIONS.split(","))
 
 
 def port_number(text: str) -> int | None:
@@ -197,6 +200,18 @@ def add_window_options(parser: argparse.ArgumentParser, env: Mapping[str, str]) 
         default=envvars.get(env, "STREAM_MOVING_SLIDE",
                             contract.spell_duration(contract.MOVING_SLIDE)),
         help="moving-mean window slide (env STREAM_MOVING_SLIDE)")
+    add("--candle-resolutions", type=resolutions,
+        default=envvars.get(env, "STREAM_CANDLE_RESOLUTIONS", contract.CANDLE_RESOLUTIONS),
+        help="candle resolutions to write, comma-separated, of "
+             f"{', '.join(RESOLUTIONS)} (env STREAM_CANDLE_RESOLUTIONS)")
+
+
+def resolutions(text: str) -> tuple[str, ...]:
+    """argparse type: candle resolution names, shortest first."""
+    try:
+        return parse_resolutions(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from err
 
 
 def add_job_options(parser: argparse.ArgumentParser, env: Mapping[str, str]) -> None:
@@ -263,4 +278,5 @@ def spark_launch(args: argparse.Namespace) -> SparkLaunch:
 def window_spec(parser: argparse.ArgumentParser, args: argparse.Namespace) -> WindowSpec:
     if args.moving_slide > args.moving_window:
         parser.error("--moving-slide must not be longer than --moving-window")
-    return WindowSpec(moving_length=args.moving_window, moving_slide=args.moving_slide)
+    return WindowSpec(moving_length=args.moving_window, moving_slide=args.moving_slide,
+                      candle_resolutions=args.candle_resolutions)

@@ -110,6 +110,8 @@ def test_durations_are_validated_before_spark_starts(option: str, bad: str) -> N
     ["--min-trade-ts", "yesterday"],
     ["--kafka-fetch-max-wait-ms", "-1"],
     ["--kafka-fetch-max-wait-ms", "ten"],
+    ["--candle-resolutions", "1s,7m"],  # not a known resolution
+    ["--candle-resolutions", ""],
 ])
 def test_window_shapes_and_bounds_are_validated(args: list[str]) -> None:
     with pytest.raises(SystemExit):
@@ -123,6 +125,16 @@ def test_defaults_are_the_documented_ones() -> None:
     assert (config.windows.moving_length, config.windows.moving_slide) == (
         timedelta(minutes=5), timedelta(seconds=30))
     assert config.trigger_interval == "250 milliseconds"
+    assert config.windows.candle_resolutions == ("1s", "1m", "2m", "5m", "15m", "1h", "4h",
+                                                 "1d")
+
+
+def test_candle_resolutions_from_env_shortest_first_and_cli_wins() -> None:
+    env = {"STREAM_CANDLE_RESOLUTIONS": "1d, 5m,1s"}
+    assert stream_processor.parse_config([], env).windows.candle_resolutions == (
+        "1s", "5m", "1d")
+    config = stream_processor.parse_config(["--candle-resolutions", "1h"], env)
+    assert config.windows.candle_resolutions == ("1h",)
 
 
 def test_parse_duration() -> None:
