@@ -6,12 +6,14 @@ from __future__ import annotations
 import logging
 import re
 import sys
+import threading
 from collections.abc import Callable
 from typing import Any, NoReturn
 
 from pyspark.sql.streaming import StreamingQuery
 
 from contract.exits import ExitError, exit_code
+from jobs.spark_internals import batch_end_offsets
 
 _CAUSE = re.compile(r"^(Caused by: )?[\w.$]+(Exception|Error)\b[^:]*: ")
 
@@ -62,9 +64,18 @@ class QueryProgress:
 
     def __init__(self) -> None:
         self._query: StreamingQuery | None = None
+        self._attached = threading.Event()
 
     def attach(self, query: StreamingQuery) -> None:
         self._query = query
+        self._attached.set()
+
+    def batch_end_offsets(self, batch_id: int, timeout_s: float = 600.0) -> list[str] | None:
+        """The end offsets of a batch of the attached query (see jobs.spark_internals),
+        waiting for `start()` to return the query when the first batch asks early."""
+        if not self._attached.wait(timeout_s):
+            raise RuntimeError(f"the query was not attached within {timeout_s:.0f} s")
+        return batch_end_offsets(self._query, batch_id)
 
     def last(self) -> dict[str, Any] | None:
         query = self._query

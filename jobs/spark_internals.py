@@ -1,6 +1,6 @@
 """Every use the jobs make of PySpark's private attributes, behind one function each.
 
-PySpark 3.5 offers no public way to do these three things; each is needed, and each
+PySpark 3.5 offers no public way to do these four things; each is needed, and each
 is pinned by tests/jobs/test_spark_internals.py, which fails loudly (naming the
 PySpark version) when an upgrade moves one. PINNED_PYSPARK says which release line
 they were checked against: on another, re-check every function here first.
@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from pyspark.sql import DataFrame, Observation, SparkSession
+from pyspark.sql.streaming import StreamingQuery
 
 # The release line these internals were read from (pyproject.toml pins pyspark).
 PINNED_PYSPARK = "3.5."
@@ -42,6 +43,21 @@ def batch_query_id(batch: DataFrame) -> str | None:
     same for every restart from one checkpoint.
     """
     return batch.sparkSession.sparkContext.getLocalProperty(QUERY_ID_PROPERTY)
+
+
+def batch_end_offsets(query: StreamingQuery, batch_id: int) -> list[str] | None:
+    """The JSON end offset of each source of one micro-batch, from the query's offset
+    log (what its checkpoint's offsets/<batch_id> file holds); None when not logged.
+
+    Written before the batch runs, so a running batch finds its own. The stream
+    execution behind the query is the private `_jsq`.
+    """
+    logged = query._jsq.streamingQuery().offsetLog().get(batch_id)
+    if not logged.isDefined():
+        return None
+    offsets = logged.get().offsets()
+    return [offsets.apply(n).get().json() if offsets.apply(n).isDefined() else None
+            for n in range(offsets.size())]
 
 
 def set_jvm_log_level(spark: SparkSession, logger: str, level: str) -> None:

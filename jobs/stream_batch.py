@@ -33,18 +33,22 @@ from pyspark.sql import Column, DataFrame, Observation
 from pyspark.sql import functions as F
 
 from contract.exits import UsageError
+from jobs.candle_batch import CandleFolder
+from jobs.candle_levels import Levels, part_of_row, second_parts
+from jobs.candles import CandlePart
 from jobs.kafka_lag import TopicEnds, end_offsets_of, records_behind, time_behind_ms
 from jobs.panes import (
     MINUTE,
     KnownPanes,
     Partial,
     WindowShape,
+    floor_time,
     fold_batch,
+    merge,
     merge_windows,
     minute_rows,
     moving_rows,
     pane_length,
-    partials,
     spans_to_read,
     whole_seconds,
     windows_touched,
@@ -92,9 +96,14 @@ class BatchPlan:
     def pane(self) -> timedelta:
         return pane_length(self.windows.moving_length, self.windows.moving_slide)
 
+    @property
+    def levels(self) -> Levels:
+        return Levels(self.windows.candle_resolutions)
+
     def run_settings(self) -> RunSettings:
         return RunSettings(self.topic, whole_seconds(self.windows.moving_length),
-                           whole_seconds(self.windows.moving_slide), whole_seconds(self.pane))
+                           whole_seconds(self.windows.moving_slide), whole_seconds(self.pane),
+                           ",".join(self.windows.candle_resolutions))
 
 
 def utc_millis(value: int) -> datetime:
@@ -110,18 +119,19 @@ def since(ingest_ms: int | None, moment: datetime) -> float | None:
     return None if ingest_ms is None else moment.timestamp() * 1000 - ingest_ms
 
 
-TIME_COLUMNS = ("pane_start", "open_ts", "close_ts")
+TIME_COLUMNS = ("second_start", "open_ts", "close_ts")
 
 
-def batch_partials(pane: timedelta) -> Transform:
-    """Valid trades -> their partials as the driver collects them: the time columns as
-    epoch milliseconds, so the driver's time zone never gets a say."""
-    aggregate = partials(pane)
+def batch_seconds() -> Transform:
+    """Valid trades -> their parts per symbol and second as the driver collects them:
+    the time columns as epoch milliseconds, so the driver's time zone never gets a say."""
+    aggregate = second_parts()
 
     @cache
     def columns() -> tuple[Column, ...]:
         return tuple(F.unix_millis(c).alias(c) if c in TIME_COLUMNS else F.col(c)
-                     for c in ["symbol", "pane_start", *PANE_VALUES])
+                     for c in ["symbol", "second_start", *PANE_VALUES, "return_sum",
+                               "return_m2"])
 
     def apply(trades: DataFrame) -> DataFrame:
         # The trades are cached: one task aggregates them without a shuffle, less than
@@ -131,17 +141,28 @@ def batch_partials(pane: timedelta) -> Transform:
     return apply
 
 
-def collect_partials(trades: DataFrame, transform: Transform
-                     ) -> dict[str, dict[datetime, Partial]]:
-    """symbol -> pane start -> the batch's partial."""
+@dataclass(frozen=True)
+class BatchParts:
+    """A batch's trades summarised: per symbol, a partial per pane and a part per second."""
+
+    panes: dict[str, dict[datetime, Partial]]
+    seconds: dict[str, dict[datetime, CandlePart]]
+
+
+def collect_parts(trades: DataFrame, transform: Transform, pane: timedelta) -> BatchParts:
     rows = trades.transform(transform).collect()
-    result: dict[str, dict[datetime, Partial]] = defaultdict(dict)
-    for row in rows:
+    seconds: dict[str, dict[datetime, CandlePart]] = defaultdict(dict)
+    in_panes: dict[str, dict[datetime, list[Partial]]] = defaultdict(lambda: defaultdict(list))
+    for row in sorted(rows, key=lambda r: (r["symbol"], r["second_start"])):
         values = row.asDict()
         for name in TIME_COLUMNS:
             values[name] = utc_millis(values[name])
-        result[values["symbol"]][values["pane_start"]] = Partial.of(values)
-    return result
+        symbol, second = values["symbol"], values["second_start"]
+        seconds[symbol][second] = part_of_row(values)
+        in_panes[symbol][floor_time(second, pane)].append(Partial.of(values))
+    panes = {symbol: {start: merge(parts) for start, parts in by_pane.items()}
+             for symbol, by_pane in in_panes.items()}
+    return BatchParts(panes, dict(seconds))
 
 
 @cache
@@ -182,7 +203,8 @@ class BatchProcessor:
         # The query decodes the records (stream_processor.start_query); foreachBatch
         # then gets them decoded.
         self.decode = decode_trades(plan.schema_json, plan.bounds)
-        self._partials = batch_partials(plan.pane)
+        self._seconds = batch_seconds()
+        self._candles = CandleFolder(plan.levels, store, plan.topic)
         # What the driver knows of the run's stored panes: windows up to two of the
         # longest window's lengths either side of the newest pane need no reads.
         self._panes = KnownPanes(plan.pane, 2 * max(MINUTE, plan.windows.moving_length))
@@ -217,28 +239,29 @@ class BatchProcessor:
             # Both jobs read the cached batch (each block is computed once, the second
             # reader waits for it); overlapped, a batch's fixed costs of scheduling and
             # collecting are paid once instead of twice in a row.
-            partials = self._beside.submit(collect_partials, decoded.transform(valid_trades),
-                                           self._partials)
+            partials = self._beside.submit(collect_parts, decoded.transform(valid_trades),
+                                           self._seconds, plan.pane)
             write_table(observed.transform(valid_trades), plan.keyspace, TRADES.name)
             trades_written_at = now()
             counts = observed_values(stats)
             if counts["rejected"]:
                 write_table(decoded.transform(rejected_records()), plan.keyspace,
                             REJECTED_RECORDS.name)
-            by_symbol = partials.result()
+            parts = partials.result()
         finally:
             if partials is not None:  # never unpersist under a running job
                 futures.wait([partials])
             decoded.unpersist()
-        panes, minutes, moving = self._merge(run_id, batch_id, by_symbol)
         self.observe_progress(self.progress.last())
+        panes, minutes, moving, candles = self._merge(run_id, batch_id, parts)
         lag_records, lag_ms = self._lag(counts, batch_id)
         finished_at = now()
         oldest, median = counts["oldest_ingest_ms"], counts["median_ingest_ms"]
         report = BatchReport(
             batch_id=batch_id, records=counts["records"],
             trades=counts["records"] - counts["rejected"], rejected=counts["rejected"],
-            panes=panes, minute_rows=minutes, moving_rows=moving, started_at=started_at,
+            panes=panes, minute_rows=minutes, moving_rows=moving, candle_rows=candles,
+            started_at=started_at,
             trades_written_at=trades_written_at, finished_at=finished_at,
             trade_latency_p50_ms=since(median, trades_written_at),
             trade_latency_p99_ms=since(oldest, trades_written_at),
@@ -307,9 +330,19 @@ class BatchProcessor:
             self._known_runs.add(run_id)
         return run_id
 
-    def _merge(self, run_id: uuid.UUID, batch_id: int,
-               batch_partials: dict[str, dict[datetime, Partial]]) -> tuple[int, int, int]:
-        """Fold the batch into its panes, then rewrite every window they are in."""
+    def _end_offsets(self, batch_id: int) -> dict[int, int]:
+        """partition -> the offset after this batch's last record, from the offset log."""
+        logged = self.progress.batch_end_offsets(batch_id) or []
+        offsets: dict[int, int] = {}
+        for source in logged:
+            offsets.update(end_offsets_of(source, self.plan.topic))
+        return offsets
+
+    def _merge(self, run_id: uuid.UUID, batch_id: int, parts: BatchParts
+               ) -> tuple[int, int, int, int]:
+        """Fold the batch into its panes and candle parts, then rewrite every window,
+        candle, ticker and symbol they are in."""
+        batch_partials = parts.panes
         shapes = (MINUTE_SHAPE, self.plan.moving_shape)
         spans = {symbol: spans_to_read(by_pane, shapes)
                  for symbol, by_pane in batch_partials.items()}
@@ -331,16 +364,20 @@ class BatchProcessor:
             moving += moving_rows(symbol, moving_shape, merge_windows(
                 current, windows_touched(by_pane, moving_shape), moving_shape))
         try:
-            self.store.save_merge(run_id, changed, minutes, moving)
+            candles = self._candles.fold(run_id, batch_id, parts.seconds,
+                                         lambda: self._end_offsets(batch_id))
+            self.store.save_merge(run_id, changed, minutes, moving, candles)
         except BaseException:
             # Some of the writes may have landed: what the driver knows is no longer
             # sure. (The job stops on a failed batch; this keeps the class honest.)
             known.clear()
+            self._candles.clear()
             raise
         known.remember(changed)
+        self._candles.remember(candles, parts.seconds)
         if batch_partials:
             known.forget_far_from(max(max(by_pane) for by_pane in batch_partials.values()))
-        return len(changed), len(minutes), len(moving)
+        return len(changed), len(minutes), len(moving), len(candles.candles)
 
     def _known_panes(self, run_id: uuid.UUID) -> KnownPanes:
         if self._panes_run != run_id:

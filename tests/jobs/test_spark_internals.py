@@ -3,6 +3,7 @@ here, by name, instead of somewhere inside a running job."""
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 
@@ -61,3 +62,27 @@ def test_set_jvm_log_level(spark: SparkSession) -> None:
     assert spark_internals.jvm_log_level(spark, logger) == "ERROR", moved("SparkContext._jvm")
     spark_internals.set_jvm_log_level(spark, logger, "DEBUG")
     assert spark_internals.jvm_log_level(spark, logger) == "DEBUG"
+
+
+def test_batch_end_offsets_reads_the_offset_log(spark: SparkSession, tmp_path) -> None:
+    done = threading.Event()
+
+    def each_batch(batch: DataFrame, batch_id: int) -> None:
+        done.set()
+
+    query = (spark.readStream.format("rate").option("rowsPerSecond", 1).load()
+             .writeStream.foreachBatch(each_batch)
+             .option("checkpointLocation", str(tmp_path / "checkpoint")).start())
+    try:
+        deadline = time.monotonic() + 300  # however slow the first batch is
+        while not done.wait(1) and query.exception() is None:
+            assert time.monotonic() < deadline, "no batch ran in 300 s"
+        logged = spark_internals.batch_end_offsets(query, 0)
+        missing = spark_internals.batch_end_offsets(query, 10**6)
+    finally:
+        query.stop()
+    assert query.exception() is None
+    # One source; the rate source's offset is JSON too (its own shape).
+    assert logged is not None and len(logged) == 1, moved("StreamExecution.offsetLog")
+    assert json.loads(logged[0]) is not None
+    assert missing is None
