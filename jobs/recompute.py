@@ -1,4 +1,4 @@
-"""Batch job: recompute minute_trades and moving_means for a time range from `trades`.
+"""Batch job: recompute every derived table for a time range from `trades`.
 
     python -m jobs.recompute --from 2024-03-01T23:56:00Z --to 2024-03-02T00:00:00Z
 
@@ -6,10 +6,12 @@ The stream job counts every trade in its windows however late it arrives, so thi
 is for rebuilding: after restoring `trades` from a backup, after the stream ran from
 a new checkpoint with --starting-offsets latest (its panes then miss what came
 before), or to check the stream against an independent computation. It rewrites,
-straight from `trades`, every window that overlaps [from, to): minute windows and
-moving-mean windows alike. A sliding window can reach up to one window length beyond
-the range, so the job reads that margin of trades on both sides; every window it
-writes is then fully determined.
+straight from `trades`, every window that overlaps [from, to): minute windows,
+moving-mean windows and candles at every configured resolution. It merges the first
+and last trades it reads into `symbols`, and rewrites the 24-hour ticker of each
+symbol whose newest trade is within what it read. It reads whole UTC days around the
+range (and the day before, for the tickers), so every row it writes is fully
+determined.
 """
 
 from __future__ import annotations
@@ -22,22 +24,37 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
-from pyspark.sql import DataFrame
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
 
 from contract import env as envvars
 from contract.exits import ExitCode
 from jobs import settings
+from jobs.candle_levels import retention
+from jobs.candles import (
+    merge_symbols,
+    reference_candles,
+    reference_symbols,
+    reference_tickers,
+)
 from jobs.progress import run_entry_point
 from jobs.session import start_session
 from jobs.settings import CassandraTarget, SparkLaunch, WindowSpec
 from jobs.sinks import write_table
-from jobs.sources import read_trades
-from jobs.tables import MINUTE_TRADES, MOVING_MEANS
-from jobs.transforms import minute_windows, moving_means, trades_between, windows_overlapping
+from jobs.sources import read_table, read_trades
+from jobs.tables import CANDLES, MINUTE_TRADES, MOVING_MEANS, SYMBOLS, TICKER_24H
+from jobs.transforms import (
+    Transform,
+    minute_windows,
+    moving_means,
+    trades_between,
+    windows_overlapping,
+)
 
 log = logging.getLogger("jobs.recompute")
 
 MINUTE = timedelta(minutes=1)
+DAY = timedelta(days=1)
 
 
 @dataclass(frozen=True)
@@ -87,6 +104,18 @@ def read_margin(windows: WindowSpec) -> timedelta:
     return max(MINUTE, windows.moving_length)
 
 
+def read_range(start: datetime, end: datetime, windows: WindowSpec
+               ) -> tuple[datetime, datetime]:
+    """[low, high): every trade of a window overlapping [start, end), the UTC days of
+    its day candles, and the day before them (a ticker spans 24 hours)."""
+    def midnight(ts: datetime) -> datetime:
+        return ts.replace(hour=0, minute=0, second=0, microsecond=0)
+
+    margin = read_margin(windows)
+    last_day = midnight(end - timedelta(microseconds=1)) + DAY
+    return min(midnight(start) - DAY, start - margin), max(last_day, end + margin)
+
+
 def utc_days(start: datetime, end: datetime) -> list[date]:
     """The UTC days that [start, end) touches: the trade_date partitions to read."""
     first, last = start.date(), (end - timedelta(microseconds=1)).date()
@@ -109,27 +138,61 @@ def recomputed(
     return minutes, means
 
 
+def covered_symbols(low: datetime, high: datetime) -> Transform:
+    """`symbols` rows whose ticker window lies within [low, high)."""
+    def apply(symbols: DataFrame) -> DataFrame:
+        newest = F.col("last_trade_ts")
+        return symbols.where((newest < F.lit(high - MINUTE))
+                             & (newest >= F.lit(low + DAY)))
+
+    return apply
+
+
+def write_derived(spark: SparkSession, trades: DataFrame, config: RecomputeConfig,
+                  low: datetime, high: datetime) -> None:
+    keyspace = config.cassandra.keyspace
+    minutes, means = recomputed(trades, config.start, config.end, config.windows)
+    write_table(minutes, keyspace, MINUTE_TRADES.name)
+    write_table(means, keyspace, MOVING_MEANS.name)
+    for resolution in config.windows.candle_resolutions:
+        candles = (trades.transform(reference_candles(resolution))
+                   .transform(windows_overlapping(config.start, config.end)))
+        write_table(candles, keyspace, CANDLES.name,
+                    ttl_s=int(retention(resolution).total_seconds()))
+    stored = read_table(spark, keyspace, SYMBOLS.name)
+    if config.symbols:
+        stored = stored.where(F.col("symbol").isin(list(config.symbols)))
+    # Cached before it is written: the tickers below need the rows as merged, not as
+    # they would be merged again from the table just written.
+    symbols = trades.transform(reference_symbols).transform(merge_symbols(stored)).cache()
+    try:
+        symbols.count()
+        write_table(symbols, keyspace, SYMBOLS.name)
+        tickers = trades.transform(
+            reference_tickers(symbols.transform(covered_symbols(low, high))))
+        write_table(tickers, keyspace, TICKER_24H.name)
+    finally:
+        symbols.unpersist()
+
+
 def main(config: RecomputeConfig) -> int:
     log.info("starting with %s", config)
-    margin = read_margin(config.windows)
-    low, high = config.start - margin, config.end + margin
+    low, high = read_range(config.start, config.end, config.windows)
     spark = start_session("market-recompute", config.spark, config.cassandra)
     try:
         keyspace = config.cassandra.keyspace
         trades = (
             read_trades(spark, keyspace, utc_days(low, high), list(config.symbols))
             .transform(trades_between(low, high))
-            # Read once from Cassandra for both aggregates.
+            # Read once from Cassandra for every aggregate.
             .persist()
         )
-        minutes, means = recomputed(trades, config.start, config.end, config.windows)
-        write_table(minutes, keyspace, MINUTE_TRADES.name)
-        write_table(means, keyspace, MOVING_MEANS.name)
+        write_derived(spark, trades, config, low, high)
         trades.unpersist()
     finally:
         spark.stop()
-    log.info("recomputed minute_trades and moving_means for [%s, %s)",
-             config.start.isoformat(), config.end.isoformat())
+    log.info("recomputed minute_trades, moving_means, candles, symbols and tickers for"
+             " [%s, %s)", config.start.isoformat(), config.end.isoformat())
     return ExitCode.OK
 
 

@@ -24,8 +24,10 @@ WRITE_OPTIONS = {
 }
 
 
-def write_table(rows: DataFrame, keyspace: str, table: str) -> None:
-    """Upsert rows into keyspace.table; the columns must be named as in the table."""
+def write_table(rows: DataFrame, keyspace: str, table: str, ttl_s: int | None = None) -> None:
+    """Upsert rows into keyspace.table; the columns must be named as in the table.
+    ttl_s, when given, is every row's time to live instead of the table's default."""
+    ttl = {"spark.cassandra.output.ttl": str(ttl_s)} if ttl_s is not None else {}
     (
         rows.write
         .format(CASSANDRA_FORMAT)
@@ -34,6 +36,6 @@ def write_table(rows: DataFrame, keyspace: str, table: str) -> None:
         # A null is left unset instead of written as a tombstone: rows are rewritten
         # whole with the same values, so there is never an old value to delete.
         .option("spark.cassandra.output.ignoreNulls", "true")
-        .options(**WRITE_OPTIONS)
+        .options(**WRITE_OPTIONS, **ttl)
         .save()
     )

@@ -48,6 +48,10 @@ def read_stream(spark: SparkSession, kafka: KafkaTopic) -> DataFrame:
     return reader.load()
 
 
+def read_table(spark: SparkSession, keyspace: str, table: str) -> DataFrame:
+    return spark.read.format(CASSANDRA_FORMAT).options(keyspace=keyspace, table=table).load()
+
+
 def read_trades(
     spark: SparkSession, keyspace: str, days: list[date], symbols: list[str] | None = None
 ) -> DataFrame:

@@ -160,6 +160,23 @@ def test_recompute_range_margin_and_days() -> None:
         date(2024, 3, 1)]
 
 
+def test_recompute_reads_whole_days_and_the_day_before() -> None:
+    windows = recompute.parse_config(["--from", "2024-03-01", "--to", "2024-03-02"],
+                                     {}).windows
+
+    def utc(*args: int) -> datetime:
+        return datetime(*args, tzinfo=timezone.utc)
+
+    # Day candles need whole days; a ticker of the range's first trades needs the day
+    # before; a moving window at the end reaches 5 minutes past it.
+    assert recompute.read_range(utc(2024, 3, 1, 10), utc(2024, 3, 1, 11), windows) == (
+        utc(2024, 2, 29), utc(2024, 3, 2))
+    assert recompute.read_range(utc(2024, 3, 1), utc(2024, 3, 1, 23, 50), windows) == (
+        utc(2024, 2, 29), utc(2024, 3, 2))
+    assert recompute.read_range(utc(2024, 3, 1), utc(2024, 3, 2), windows) == (
+        utc(2024, 2, 29), utc(2024, 3, 2, 0, 5))
+
+
 def test_recompute_rejects_an_empty_range() -> None:
     with pytest.raises(SystemExit):
         recompute.parse_config(["--from", "2024-03-02T00:00", "--to", "2024-03-01T00:00"], {})
