@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import contextlib
 import io
+import itertools
 import json
 import math
 import os
+import statistics
 import subprocess
 import sys
 import time
@@ -28,6 +30,11 @@ MOVING_SECONDS, SLIDE_SECONDS = 300, 30
 # The stream job's one query, and its checkpoint folder below the checkpoint root.
 QUERY = "market"
 REL_TOL = 1e-9
+# A volatility of equal returns is 0, computed as a rounding error of about 1e-17.
+ABS_TOL = 1e-12
+# The stream job's default candle resolutions, in seconds.
+CANDLE_SECONDS = {"1s": 1, "1m": 60, "2m": 120, "5m": 300, "15m": 900, "1h": 3600,
+                  "4h": 14400, "1d": 86400}
 JOB_TIMEOUT_S = 240
 
 
@@ -169,6 +176,78 @@ def expected_moving(sent: list[Sent]) -> dict:
     }
 
 
+def in_order(members: list[Sent]) -> list[Sent]:
+    return sorted(members, key=lambda s: (s.trade.trade_ts, s.partition, s.offset))
+
+
+def candle_bucket(seconds: int, start: datetime):
+    """The first day of the candle's UTC day (under a minute), month (under an hour) or
+    year (longer)."""
+    day = start.astimezone(timezone.utc).date()
+    if seconds < 60:
+        return day
+    return day.replace(day=1) if seconds < 3600 else day.replace(month=1, day=1)
+
+
+def expected_candles(sent: list[Sent]) -> dict:
+    groups: dict[tuple, list[Sent]] = defaultdict(list)
+    for s in sent:
+        for name, seconds in CANDLE_SECONDS.items():
+            start = floor_to(s.trade.trade_ts, timedelta(seconds=seconds))
+            groups[s.trade.symbol, name, seconds, start].append(s)
+    result = {}
+    for (symbol, name, seconds, start), members in groups.items():
+        prices = [s.trade.price for s in in_order(members)]
+        returns = [math.log(b) - math.log(a) for a, b in itertools.pairwise(prices)]
+        volume = sum(s.trade.volume for s in members)
+        avg = sum(prices) / len(prices)
+        notional = sum(s.trade.price * s.trade.volume for s in members)
+        high, low = max(prices), min(prices)
+        result[symbol, name, candle_bucket(seconds, start), naive(start)] = (
+            naive(start + timedelta(seconds=seconds)), len(members), prices[0], high, low,
+            prices[-1], volume, avg, notional / volume if volume > 0 else avg,
+            statistics.stdev(returns) if len(returns) >= 2 else math.nan,
+            abs(math.log(high / low)) / (2 * math.sqrt(math.log(2))),
+        )
+    return result
+
+
+def expected_tickers(sent: list[Sent]) -> dict:
+    """The 24 hours of one-minute windows ending with each symbol's newest minute."""
+    by_symbol: dict[str, list[Sent]] = defaultdict(list)
+    for s in sent:
+        by_symbol[s.trade.symbol].append(s)
+    result = {}
+    for symbol, members in by_symbol.items():
+        end = floor_to(max(s.trade.trade_ts for s in members), timedelta(minutes=1)) \
+            + timedelta(minutes=1)
+        start = end - timedelta(days=1)
+        window = in_order([s for s in members if start <= s.trade.trade_ts < end])
+        prices = [s.trade.price for s in window]
+        volume = sum(s.trade.volume for s in window)
+        notional = sum(s.trade.price * s.trade.volume for s in window)
+        avg = sum(prices) / len(prices)
+        result[(symbol,)] = (
+            prices[-1], naive(window[-1].trade.trade_ts), prices[0], max(prices), min(prices),
+            prices[-1] - prices[0], 100 * (prices[-1] - prices[0]) / prices[0], volume,
+            notional, len(window), notional / volume if volume > 0 else avg, naive(start),
+            naive(end))
+    return result
+
+
+def expected_symbols(sent: list[Sent]) -> dict:
+    by_symbol: dict[str, list[Sent]] = defaultdict(list)
+    for s in sent:
+        by_symbol[s.trade.symbol].append(s)
+    result = {}
+    for symbol, members in by_symbol.items():
+        ordered = in_order(members)
+        last = ordered[-1]
+        result[(symbol,)] = (naive(ordered[0].trade.trade_ts), naive(last.trade.trade_ts),
+                             last.trade.price, last.partition, last.offset)
+    return result
+
+
 def expected_rejected(pipeline: Pipeline) -> dict:
     return {
         (pipeline.topic, s.kafka_ts.date(), s.partition, s.offset):
@@ -217,21 +296,49 @@ def snapshot(session, keyspace: str) -> dict[str, dict]:
             session, keyspace, "rejected_records",
             ["kafka_topic", "kafka_date", "kafka_partition", "kafka_offset"],
             ["kafka_ts", "payload", "reason", "seen_at"]),
+        "candles": read_table(
+            session, keyspace, "candles", ["symbol", "resolution", "bucket", "window_start"],
+            ["window_end", "trade_count", "open_price", "high_price", "low_price",
+             "close_price", "total_volume", "avg_price", "vwap", "log_return_stddev",
+             "parkinson_volatility"]),
+        "ticker_24h": read_table(
+            session, keyspace, "ticker_24h", ["symbol"],
+            ["last_price", "last_trade_ts", "open_price", "high_price", "low_price",
+             "price_change", "price_change_pct", "total_volume", "quote_volume",
+             "trade_count", "vwap", "window_start", "window_end"]),
+        "symbols": read_table(
+            session, keyspace, "symbols", ["symbol"],
+            ["first_trade_ts", "last_trade_ts", "last_price", "last_kafka_partition",
+             "last_kafka_offset"]),
     }
 
 
+def exactly(tables: dict[str, dict]) -> dict[str, dict]:
+    """A snapshot to compare with ==: NaN (which equals nothing) as a marker."""
+    def value(v):
+        return "NaN" if isinstance(v, float) and math.isnan(v) else v
+
+    return {table: {key: tuple(value(v) for v in row) for key, row in rows.items()}
+            for table, rows in tables.items()}
+
+
+def same_value(got, want) -> bool:
+    if isinstance(want, float):
+        if math.isnan(want):
+            return isinstance(got, float) and math.isnan(got)
+        return math.isclose(got, want, rel_tol=REL_TOL, abs_tol=ABS_TOL)
+    return got == want
+
+
 def assert_same(actual: dict, expected: dict, table: str) -> None:
-    """Same keys; per row, equal values, floats to REL_TOL."""
+    """Same keys; per row, equal values, floats to REL_TOL (NaN equals NaN)."""
     missing, extra = expected.keys() - actual.keys(), actual.keys() - expected.keys()
     assert not missing and not extra, (
         f"{table}: {len(missing)} rows missing, e.g. {sorted(missing)[:3]}; "
         f"{len(extra)} unexpected, e.g. {sorted(extra)[:3]}")
     for key, want in expected.items():
         got = actual[key]
-        same = all(
-            math.isclose(g, w, rel_tol=REL_TOL) if isinstance(w, float) else g == w
-            for g, w in zip(got, want, strict=True)
-        )
+        same = all(same_value(g, w) for g, w in zip(got, want, strict=True))
         assert same, f"{table} {key}: got {got}, expected {want}"
 
 
@@ -242,6 +349,9 @@ def assert_tables(session, pipeline: Pipeline, trades: list[Sent] | None = None)
     assert_same(tables["trades"], expected_trades(pipeline, pipeline.trades), "trades")
     assert_same(tables["minute_trades"], expected_minutes(trades), "minute_trades")
     assert_same(tables["moving_means"], expected_moving(trades), "moving_means")
+    assert_same(tables["candles"], expected_candles(trades), "candles")
+    assert_same(tables["ticker_24h"], expected_tickers(trades), "ticker_24h")
+    assert_same(tables["symbols"], expected_symbols(trades), "symbols")
     rejected = {k: v[:3] for k, v in tables["rejected_records"].items()}
     assert_same(rejected, expected_rejected(pipeline), "rejected_records")
     now = datetime.now(timezone.utc)

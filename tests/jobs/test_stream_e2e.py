@@ -4,8 +4,10 @@ One fresh topic and keyspace for the module. The first run is killed (SIGKILL) i
 middle of the stream and restarted from its checkpoint; every table is then compared
 with what plain Python computes from the records the test sent. Later tests rerun the
 job on the same offsets, replay everything from a fresh checkpoint, send trades an
-hour and a day late (counted in their windows at once), and check that jobs.recompute
-rebuilds exactly what the stream wrote.
+hour and a day late (counted in their windows at once) and one between two stored trades
+of a written second, and check that jobs.recompute rebuilds exactly what the stream
+wrote. Every table, candles at every resolution, tickers and symbols included, is
+compared each time.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from pipeline_testing import (
     assert_tables,
     committed_batches,
     encode,
+    exactly,
     group_command_lines,
     job_command,
     produce,
@@ -47,6 +50,9 @@ pytestmark = pytest.mark.integration
 BASE = datetime(2024, 3, 1, 23, 56, tzinfo=timezone.utc)
 SYMBOLS = ("AAPL", "MSFT", "BINANCE:BTCUSDT")
 SECRET = f"pw-{uuid.uuid4().hex}"
+DERIVED = ("minute_trades", "moving_means", "candles", "ticker_24h", "symbols")
+# A second of the day after, between whose stored trades a late one lands.
+INTERLEAVED = BASE + timedelta(days=1, minutes=30, seconds=30)
 
 
 def base_trades(rng: random.Random) -> list[tuple[datetime, Trade]]:
@@ -188,7 +194,7 @@ def test_rerun_and_full_replay_change_nothing(pipeline: Pipeline, cassandra_sess
     before = snapshot(cassandra_session, pipeline.keyspace)
     run_job(pipeline, "jobs.stream_processor", pipeline.job_args(pipeline.root / "checkpoints"),
             "rerun")
-    assert snapshot(cassandra_session, pipeline.keyspace) == before
+    assert exactly(snapshot(cassandra_session, pipeline.keyspace)) == exactly(before)
 
     # A fresh checkpoint replays every offset in one batch: the same rows are rewritten.
     # Sums now add up in another order (floats to REL_TOL), and rejected_records.seen_at,
@@ -196,7 +202,8 @@ def test_rerun_and_full_replay_change_nothing(pipeline: Pipeline, cassandra_sess
     run_job(pipeline, "jobs.stream_processor", pipeline.job_args(pipeline.root / "replay"),
             "replay")
     after = snapshot(cassandra_session, pipeline.keyspace)
-    for table in ("trades", "minute_trades", "moving_means"):
+    for table in ("trades", "minute_trades", "moving_means", "candles", "ticker_24h",
+                  "symbols"):
         assert_same(after[table], before[table], table)
 
     def without_seen_at(rows: dict) -> dict:
@@ -216,6 +223,9 @@ def test_trades_an_hour_and_a_day_late_are_counted_and_recompute_agrees(
                for i, symbol in enumerate(SYMBOLS * 20)]
     current += [trade_at(rng, symbol, day_later + timedelta(hours=1, seconds=2 * i))
                 for i, symbol in enumerate(SYMBOLS * 10)]
+    # Two trades of one second, for a late one to land between them.
+    current += [trade_at(rng, "AAPL", INTERLEAVED + timedelta(milliseconds=ms))
+                for ms in (100, 900)]
     produce_trades(pipeline, current)
     run_job(pipeline, "jobs.stream_processor", pipeline.job_args(pipeline.root / "checkpoints"),
             "current")
@@ -225,12 +235,19 @@ def test_trades_an_hour_and_a_day_late_are_counted_and_recompute_agrees(
             for i, symbol in enumerate(SYMBOLS * 3)]
     late += [trade_at(rng, symbol, day_later + timedelta(seconds=7 + 11 * i))
              for i, symbol in enumerate(SYMBOLS * 3)]
+    late.append(trade_at(rng, "AAPL", INTERLEAVED + timedelta(milliseconds=500)))
     produce_trades(pipeline, late)
-    run_job(pipeline, "jobs.stream_processor", pipeline.job_args(pipeline.root / "checkpoints"),
-            "late")
+    output = run_job(pipeline, "jobs.stream_processor",
+                     pipeline.job_args(pipeline.root / "checkpoints"), "late")
+    # Its second was rebuilt from the stored trades, every coarser candle from its parts.
+    assert re.search(r"rebuilt the 1s part of AAPL at \S+:30\+00:00 from 3 stored trades",
+                     output), output[-4000:]
     streamed = assert_tables(cassandra_session, pipeline)
 
-    # The batch recompute, straight from `trades`, rewrites the same windows.
+    # The batch recompute, straight from `trades`, rewrites the same rows into emptied
+    # tables.
+    for table in DERIVED:
+        cassandra_session.execute(f"TRUNCATE {pipeline.keyspace}.{table}", timeout=60)
     run_job(pipeline, "jobs.recompute", [
         "--from", BASE.isoformat(), "--to", (day_later + timedelta(hours=2)).isoformat(),
         # The trades' symbols: the job reads just their (symbol, day) partitions.
@@ -239,7 +256,7 @@ def test_trades_an_hour_and_a_day_late_are_counted_and_recompute_agrees(
         "--cassandra-host", pipeline.host, "--cassandra-port", str(pipeline.cassandra_port),
     ], "recompute")
     recomputed = assert_tables(cassandra_session, pipeline)
-    for table in ("minute_trades", "moving_means"):
+    for table in DERIVED:
         assert_same(recomputed[table], streamed[table], table)
 
 
