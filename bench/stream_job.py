@@ -1,10 +1,10 @@
 """Stream job benchmark: drain throughput beside the sink's ceiling, latency under load.
 
-    python -m bench.stream_job [--runs 3] [--drain-count 300000] [--rate 1000]
-                               [--duration 90] [--warmup 30] [--out .work/bench]
+    python -m bench.stream_job [--runs 3] [--drain-count 300000] [--symbols 10]
+                               [--rate 1000] [--duration 90] [--warmup 30] [--out .work/bench]
 
 Each run, on the running local stack, with a fresh topic and keyspace per part:
-1. drain: the synthetic producer writes twice --drain-count trades over 10 symbols,
+1. drain: the synthetic producer writes twice --drain-count trades over --symbols (10),
    then `python -m jobs.stream_processor --available-now --max-offsets-per-trigger
    <drain-count>` drains them: its first micro-batch on a cold JVM (trades/s of the
    batch, from `stream_progress`, and by wall clock from the launch), the rest on a
@@ -18,9 +18,11 @@ Each run, on the running local stack, with a fresh topic and keyspace per part:
 2. latency: the producer sends --rate trades/s; the job starts cold 10 s later, with
    that backlog waiting. Trade latency is producer ingest_ts -> WRITETIME of the trade
    row; window latency is ingest_ts -> the end of the micro-batch that wrote the
-   trade's minute and moving-mean windows (its `stream_progress` row). Both over the
-   trades ingested after --warmup seconds. Catch-up is the time from launching the
-   job to the end of its first batch whose trades all arrived within 1 s.
+   trade's minute and moving-mean windows, its candles at every resolution, its
+   ticker and its symbol row (one write at the batch's end; its `stream_progress`
+   row). Both over the trades ingested after --warmup seconds. Catch-up is the time
+   from launching the job to the end of its first batch whose trades all arrived
+   within 1 s.
 Peak RSS (VmHWM) of the producer and of the job's processes (Python driver, JVM) is
 sampled every second. Prints a table, writes results.json and stream_job.png (latency
 CDF, trades per second written over time) under --out. Timings are reported, never
@@ -70,6 +72,9 @@ class RunResult:
     floor_ratio: float = 0.0
     floor_warm_rate: float = 0.0
     floor_warm_ratio: float = 0.0
+    job_floor: float = 0.0
+    job_floor_warm: float = 0.0
+    driver_share: float = 0.0
     latency_trades: int = 0
     trade_p50_ms: float = 0.0
     trade_p99_ms: float = 0.0
@@ -145,9 +150,15 @@ def job_cmd(*extra: str) -> list[str]:
     return [sys.executable, "-m", "jobs.stream_processor", *extra]
 
 
-def producer_cmd(*extra: str) -> list[str]:
-    return [sys.executable, "-m", "producer", "synthetic", "--symbols", SYMBOLS,
-            "--status-interval", "0", *extra]
+def symbol_list(count: int) -> str:
+    """The ten usual symbols, then made-up ones up to `count` (how cost grows)."""
+    names = SYMBOLS.split(",")
+    return ",".join([*names[:count], *(f"SYN:S{i:04d}" for i in range(count - len(names)))])
+
+
+def producer_cmd(args: argparse.Namespace, *extra: str) -> list[str]:
+    return [sys.executable, "-m", "producer", "synthetic", "--symbols",
+            symbol_list(args.symbols), "--status-interval", "0", *extra]
 
 
 def environment(stack, topic: str, keyspace: str, work: Path) -> dict[str, str]:
@@ -184,7 +195,7 @@ def drain(stack, args, work: Path, result: RunResult, sampler: RssSampler) -> No
     topic = fresh_topic(stack)
     session, keyspace = fresh_keyspace(stack)
     env = environment(stack, topic, keyspace, work / "drain")
-    subprocess.run(producer_cmd("--count", str(2 * args.drain_count), "--rate", "0",
+    subprocess.run(producer_cmd(args, "--count", str(2 * args.drain_count), "--rate", "0",
                                 "--seed", "7"), env=env, check=True,
                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     launched_ms = time.time() * 1000
@@ -209,7 +220,18 @@ def drain(stack, args, work: Path, result: RunResult, sampler: RssSampler) -> No
     result.warm_ratio = result.drain_job_warm_rate / result.sink_ceiling_warm_rate
     result.floor_ratio = result.floor_rate / result.sink_ceiling_rate
     result.floor_warm_ratio = result.floor_warm_rate / result.sink_ceiling_warm_rate
+    result.job_floor = result.drain_job_rate / result.floor_rate
+    result.job_floor_warm = result.drain_job_warm_rate / result.floor_warm_rate
+    result.driver_share = driver_share([first, *rest])
     drop(stack, topic, session, keyspace)
+
+
+def driver_share(batches: list) -> float:
+    """The share of the batches' time after their trades were written: the driver
+    merging panes and candle parts and writing what they changed (the parts' Spark
+    job runs beside the trades write, so what remains after it is the driver's)."""
+    after = sum(epoch_ms(r.finished_at) - epoch_ms(r.trades_written_at) for r in batches)
+    return after / 1000 / busy_s(batches)
 
 
 def busy_s(batches: list) -> float:
@@ -234,7 +256,7 @@ def latency(stack, args, work: Path, result: RunResult, sampler: RssSampler) -> 
     topic = fresh_topic(stack)
     session, keyspace = fresh_keyspace(stack)
     env = environment(stack, topic, keyspace, work / "latency")
-    producer = start(producer_cmd("--rate", str(args.rate),
+    producer = start(producer_cmd(args, "--rate", str(args.rate),
                                   "--duration", str(args.duration + args.lead)),
                      env, work / "producer.log")
     sampler.watch("producer", producer.pid)
@@ -314,6 +336,9 @@ COLUMNS = (
     ("floor_ratio", "floor / ceiling", "{:.0%}"),
     ("floor_warm_rate", "floor, warm JVM", "{:,.0f}"),
     ("floor_warm_ratio", "floor / ceiling, warm", "{:.0%}"),
+    ("job_floor", "job / floor", "{:.2f}x"),
+    ("job_floor_warm", "job / floor, warm", "{:.2f}x"),
+    ("driver_share", "driver's share of the drain", "{:.0%}"),
     ("trade_p50_ms", "trade row p50 ms", "{:,.0f}"),
     ("trade_p99_ms", "trade row p99 ms", "{:,.0f}"),
     ("window_p99_ms", "windows p99 ms", "{:,.0f}"),
@@ -376,6 +401,7 @@ def main() -> int:
     add = parser.add_argument
     add("--runs", type=int, default=3)
     add("--drain-count", type=int, default=300_000)
+    add("--symbols", type=int, default=10, help="how many symbols the trades spread over")
     add("--rate", type=float, default=1000)
     add("--duration", type=float, default=90)
     add("--warmup", type=float, default=30)
