@@ -92,6 +92,10 @@ bench: jars stack-up class-archive ## Benchmarks: producer throughput; stream jo
 	$(PY) -m bench.producer_throughput
 	$(PY) -m bench.stream_job
 
+.PHONY: soak
+soak: jars stack-up class-archive ## One-hour soak at 1,000 trades/s: RSS, live heap, latency (docs/benchmarks.md)
+	$(PY) -m bench.soak
+
 .PHONY: dashboards
 dashboards: jars stack-up ## Refresh docs/img/*.png: the dashboards rendered after a short real pipeline run
 	DASHBOARDS_README_DIR=docs/img $(PY) -m pytest tests/grafana/test_render_pipeline.py -q

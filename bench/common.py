@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 from collections.abc import Iterator
+from pathlib import Path
 
 from pyspark.sql import SparkSession
 
@@ -17,6 +18,31 @@ from stack.scratch import drop_keyspace, fresh_keyspace
 
 def percentile(sorted_values: list[float], q: float) -> float:
     return sorted_values[min(len(sorted_values) - 1, int(q * len(sorted_values)))]
+
+
+def group_pids(pgid: int) -> list[int]:
+    """The processes of a process group (Linux /proc)."""
+    pids = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError, IndexError, ValueError):
+            if int(stat.read_text().rsplit(")", 1)[1].split()[2]) == pgid:
+                pids.append(int(stat.parent.name))
+    return pids
+
+
+def status_kib(pid: int, field: str) -> int:
+    """A size of /proc/<pid>/status in KiB (VmRSS: resident now; VmHWM: the peak of
+    that), 0 once the process is gone."""
+    with contextlib.suppress(OSError):
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith(f"{field}:"):
+                return int(line.split()[1])
+    return 0
+
+
+def group_mib(pgid: int, field: str) -> float:
+    """status_kib summed over a process group, in MiB."""
+    return sum(status_kib(pid, field) for pid in group_pids(pgid)) / 1024
 
 
 @contextlib.contextmanager

@@ -47,7 +47,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import timezone
 from pathlib import Path
 
-from bench.common import percentile
+from bench.common import group_mib, percentile
 from jobs.kafka_lag import TopicEnds
 from stack import class_archive
 from stack.config import from_env
@@ -89,9 +89,11 @@ class RunResult:
 
 
 class RssSampler:
-    """Peak VmHWM per label over every process in the watched process groups."""
+    """Per label, the peak of a /proc status size summed over the processes of a watched
+    process group: VmHWM (each process's own peak) unless told otherwise."""
 
-    def __init__(self) -> None:
+    def __init__(self, field: str = "VmHWM") -> None:
+        self.field = field
         self.groups: dict[str, int] = {}
         self.peak: dict[str, float] = {}
         self._stop = threading.Event()
@@ -107,30 +109,13 @@ class RssSampler:
 
     def sample(self) -> None:
         for label, pgid in list(self.groups.items()):
-            total = sum(peak_kib(pid) for pid in group_pids(pgid)) / 1024
+            total = group_mib(pgid, self.field)
             self.peak[label] = max(self.peak.get(label, 0.0), total)
 
     def stop(self) -> dict[str, float]:
         self._stop.set()
         self._thread.join()
         return {k: round(v, 1) for k, v in self.peak.items()}
-
-
-def group_pids(pgid: int) -> list[int]:
-    pids = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        with contextlib.suppress(OSError, IndexError, ValueError):
-            if int(stat.read_text().rsplit(")", 1)[1].split()[2]) == pgid:
-                pids.append(int(stat.parent.name))
-    return pids
-
-
-def peak_kib(pid: int) -> int:
-    with contextlib.suppress(OSError):
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1])
-    return 0
 
 
 def start(cmd: list[str], env: dict[str, str], log: Path) -> subprocess.Popen:
@@ -179,7 +164,7 @@ def environment(stack, topic: str, keyspace: str, work: Path) -> dict[str, str]:
 def progress_rows(session, keyspace: str) -> list:
     rows = session.execute(
         f"SELECT finished_at, started_at, trades_written_at, records, trades,"
-        f" trade_latency_p99_ms"
+        f" rejected, trade_latency_p99_ms, kafka_lag_records"
         f" FROM {keyspace}.stream_progress", timeout=120)
     return sorted(rows, key=lambda r: r.finished_at)
 
@@ -267,19 +252,13 @@ def latency(stack, args, work: Path, result: RunResult, sampler: RssSampler) -> 
     try:
         if producer.wait(timeout=args.duration + args.lead + 120) != 0:
             raise SystemExit(f"the producer failed; see {work / 'producer.log'}")
-        # The job has written the last trades once its batches hold every record sent
-        # (no batch runs after that: there is nothing left to read).
         ends = TopicEnds(stack.kafka_bootstrap, topic)
         offsets = ends.end_offsets()
         ends.close()
         if offsets is None:
             raise SystemExit(f"cannot read the end offsets of {topic}")
-        sent = sum(offsets.values())
-        deadline = time.monotonic() + args.timeout
-        while sum(r.records for r in progress_rows(session, keyspace)) < sent:
-            if job.poll() is not None or time.monotonic() > deadline:
-                raise SystemExit(f"the job did not catch up; see {work / 'latency-job.log'}")
-            time.sleep(1)
+        wait_for_records(session, keyspace, sum(offsets.values()), job, args.timeout,
+                         work / "latency-job.log")
     finally:
         sampler.sample()
         stop(job)
@@ -293,6 +272,17 @@ def latency(stack, args, work: Path, result: RunResult, sampler: RssSampler) -> 
                                                  - epoch_ms(r.started_at)) / 1000))
                          for r in batches]
     drop(stack, topic, session, keyspace)
+
+
+def wait_for_records(session, keyspace: str, records: int, job: subprocess.Popen,
+                     timeout: float, log: Path) -> None:
+    """Until the job's batches hold `records` records. The job has written the last
+    trades then (no batch runs after that: there is nothing left to read)."""
+    deadline = time.monotonic() + timeout
+    while sum(r.records for r in progress_rows(session, keyspace)) < records:
+        if job.poll() is not None or time.monotonic() > deadline:
+            raise SystemExit(f"the job did not catch up; see {log}")
+        time.sleep(1)
 
 
 def measure_latency(session, keyspace: str, batches: list, since_ms: float,
