@@ -40,11 +40,13 @@ from jobs.candles import (
     ticker_values,
 )
 from jobs.panes import KnownPanes, floor_time
-from jobs.stream_store import CandleWrites, PartKey, StreamStore
+from jobs.stream_store import CandleWrites, StreamStore
 
 log = logging.getLogger("jobs.candle_batch")
 
 Seconds = Mapping[str, Mapping[datetime, CandlePart]]
+# (level, symbol) -> window start -> the part as this batch leaves it.
+Changed = dict[tuple[str, str], dict[datetime, StoredPart]]
 
 
 def keep_near_newest(level: str) -> timedelta:
@@ -94,7 +96,7 @@ class CandleFolder:
                       ("1m", symbol, *layout.tail_minutes)]
         self._load(run_id, spans)
 
-        changed: dict[PartKey, StoredPart] = {}
+        changed: Changed = defaultdict(dict)
         candles, tickers = [], []
         for symbol, by_level in batch.items():
             for level in self.levels.kept:
@@ -105,7 +107,7 @@ class CandleFolder:
                     new = fold_part(old, part, batch_id, partial(
                         self._rebuild, run_id, level, symbol, start, changed, next_offsets))
                     if new is not old:
-                        changed[level, symbol, start] = new
+                        changed[level, symbol][start] = new
                     if level in self.levels.written:
                         candles.append({"symbol": symbol, "resolution": level,
                                         "bucket": bucket(level, start), "window_start": start,
@@ -118,7 +120,9 @@ class CandleFolder:
             whole = merged(window)
             if whole is not None:
                 tickers.append({"symbol": symbol, **ticker_values(whole, layout)})
-        return CandleWrites(parts=changed, candles=candles, tickers=tickers, symbols=symbols)
+        parts = {(level, symbol, start): part for (level, symbol), by_start in changed.items()
+                 for start, part in by_start.items()}
+        return CandleWrites(parts=parts, candles=candles, tickers=tickers, symbols=symbols)
 
     def remember(self, writes: CandleWrites, seconds: Seconds) -> None:
         """Once the writes landed: what the driver now knows, bounded around the batch."""
@@ -180,15 +184,17 @@ class CandleFolder:
                 if part_level == level})
 
     def _stored(self, level: str, symbol: str, start: datetime, end: datetime,
-                changed: Mapping[PartKey, StoredPart]) -> dict[datetime, StoredPart]:
+                changed: Changed) -> dict[datetime, StoredPart]:
         """window start -> part in [start, end): this batch's where it changed one."""
-        parts = self._known[level].stored(symbol, [(start, end)])
-        parts.update({s: part for (lvl, sym, s), part in changed.items()
-                      if lvl == level and sym == symbol and start <= s < end})
+        known = self._known[level]
+        parts = known.stored(symbol, [(start, end)])
+        # By slot, not by scanning what changed: a drained backlog changes thousands.
+        if own := changed.get((level, symbol)):
+            parts.update({slot: own[slot] for slot in known.slots(start, end) if slot in own})
         return parts
 
     def _parts(self, level: str, symbol: str, span: tuple[datetime, datetime],
-               changed: Mapping[PartKey, StoredPart]) -> list[CandlePart]:
+               changed: Changed) -> list[CandlePart]:
         start, end = span
         if start >= end:
             return []
@@ -196,7 +202,7 @@ class CandleFolder:
         return [stored[s].part for s in sorted(stored)]
 
     def _rebuild(self, run_id: uuid.UUID, level: str, symbol: str, start: datetime,
-                 changed: Mapping[PartKey, StoredPart],
+                 changed: Changed,
                  next_offsets: Callable[[], Mapping[int, int]]) -> CandlePart:
         """The part of an interleaved window, this batch included: from its children one
         level down while they live, else from the stored trades the run has read."""
