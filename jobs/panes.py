@@ -59,6 +59,33 @@ def floor_time(ts: datetime, step: timedelta) -> datetime:
 # --- Spark: one partial per (symbol, pane) of a batch's trades ----------------------------
 
 
+def partial_aggregates() -> tuple[Column, ...]:
+    """The aggregates of a partial over grouped trades, named as its columns; the first
+    and last trade as the structs `open` and `close` (end_columns() spells them out)."""
+    # Structs compare field by field: min/max is the first/last trade in the total
+    # order, and its price rides along.
+    trade = F.struct("trade_ts", "kafka_partition", "kafka_offset", "price")
+    price = F.col("price")
+    return (
+        F.count(F.lit(1)).alias("trade_count"),
+        F.sum(price).alias("price_sum"),
+        F.sum("volume").alias("volume_sum"),
+        F.sum(price * F.col("volume")).alias("notional_sum"),
+        F.sum(F.log(price)).alias("log_price_sum"),
+        F.sum(1 / price).alias("inverse_price_sum"),
+        F.min(price).alias("low_price"),
+        F.max(price).alias("high_price"),
+        F.min(trade).alias("open"),
+        F.max(trade).alias("close"),
+    )
+
+
+def end_columns() -> dict[str, Column]:
+    """open_ts, open_partition, ... close_price: the fields of the aggregated ends."""
+    return {f"{end}_{name}": F.col(f"{end}.{field}")
+            for end in ENDS for field, name in END_FIELDS}
+
+
 def partials(pane: timedelta) -> Transform:
     """Rows of `trades` -> one partial aggregate per (symbol, pane_start)."""
     pane_ms = int(pane.total_seconds() * 1000)
@@ -67,25 +94,8 @@ def partials(pane: timedelta) -> Transform:
     @cache
     def columns() -> tuple[Column, tuple[Column, ...], tuple[Column, ...]]:
         pane_start = floor_timestamp(F.col("trade_ts"), pane_ms)
-        # Structs compare field by field: min/max is the first/last trade in the total
-        # order, and its price rides along.
-        trade = F.struct("trade_ts", "kafka_partition", "kafka_offset", "price")
-        price = F.col("price")
-        aggregates = (
-            F.count(F.lit(1)).alias("trade_count"),
-            F.sum(price).alias("price_sum"),
-            F.sum("volume").alias("volume_sum"),
-            F.sum(price * F.col("volume")).alias("notional_sum"),
-            F.sum(F.log(price)).alias("log_price_sum"),
-            F.sum(1 / price).alias("inverse_price_sum"),
-            F.min(price).alias("low_price"),
-            F.max(price).alias("high_price"),
-            F.min(trade).alias("open"),
-            F.max(trade).alias("close"),
-        )
-        ends = {f"{end}_{name}": F.col(f"{end}.{field}")
-                for end in ENDS for field, name in END_FIELDS}
-        # The pane's columns in the table's order; the aggregates above are named alike.
+        ends = end_columns()
+        # The pane's columns in the table's order; the aggregates are named alike.
         output = (
             F.col("symbol"),
             utc_date(F.col("pane_start")).alias("pane_date"),
@@ -93,7 +103,7 @@ def partials(pane: timedelta) -> Transform:
             *(ends[name].alias(name) if name in ends else F.col(name)
               for name in PANE_VALUES),
         )
-        return pane_start.alias("pane_start"), aggregates, output
+        return pane_start.alias("pane_start"), partial_aggregates(), output
 
     def apply(trades: DataFrame) -> DataFrame:
         pane_start, aggregates, output = columns()
