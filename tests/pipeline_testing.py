@@ -212,13 +212,17 @@ def expected_candles(sent: list[Sent]) -> dict:
     return result
 
 
+def per_symbol(sent: list[Sent]) -> dict[str, list[Sent]]:
+    groups: dict[str, list[Sent]] = defaultdict(list)
+    for s in sent:
+        groups[s.trade.symbol].append(s)
+    return groups
+
+
 def expected_tickers(sent: list[Sent]) -> dict:
     """The 24 hours of one-minute windows ending with each symbol's newest minute."""
-    by_symbol: dict[str, list[Sent]] = defaultdict(list)
-    for s in sent:
-        by_symbol[s.trade.symbol].append(s)
     result = {}
-    for symbol, members in by_symbol.items():
+    for symbol, members in per_symbol(sent).items():
         end = floor_to(max(s.trade.trade_ts for s in members), timedelta(minutes=1)) \
             + timedelta(minutes=1)
         start = end - timedelta(days=1)
@@ -236,11 +240,8 @@ def expected_tickers(sent: list[Sent]) -> dict:
 
 
 def expected_symbols(sent: list[Sent]) -> dict:
-    by_symbol: dict[str, list[Sent]] = defaultdict(list)
-    for s in sent:
-        by_symbol[s.trade.symbol].append(s)
     result = {}
-    for symbol, members in by_symbol.items():
+    for symbol, members in per_symbol(sent).items():
         ordered = in_order(members)
         last = ordered[-1]
         result[(symbol,)] = (naive(ordered[0].trade.trade_ts), naive(last.trade.trade_ts),

@@ -3,14 +3,18 @@ here, by name, instead of somewhere inside a running job."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pyspark
 import pytest
 from pyspark.sql import DataFrame, Observation, SparkSession
 from pyspark.sql import functions as F
+from pyspark.sql.streaming import StreamingQuery
 
 from jobs import spark_internals
 
@@ -35,24 +39,35 @@ def test_observed_values_reads_the_jvm_observation(spark: SparkSession) -> None:
     assert spark_internals.observed_values(observation) == {"rows": 10, "top": 9}
 
 
-def test_batch_query_id_is_the_running_query_id(spark: SparkSession, tmp_path) -> None:
-    seen: list[str | None] = []
+@contextlib.contextmanager
+def after_first_batch(spark: SparkSession, path: Path,
+                      each_batch: Callable[[DataFrame, int], None]
+                      ) -> Iterator[StreamingQuery]:
+    """A rate-source query, yielded once its first batch ran; stopped afterwards."""
     done = threading.Event()
 
-    def each_batch(batch: DataFrame, batch_id: int) -> None:
-        seen.append(spark_internals.batch_query_id(batch))
+    def run(batch: DataFrame, batch_id: int) -> None:
+        each_batch(batch, batch_id)
         done.set()
 
     query = (spark.readStream.format("rate").option("rowsPerSecond", 1).load()
-             .writeStream.foreachBatch(each_batch)
-             .option("checkpointLocation", str(tmp_path / "checkpoint")).start())
+             .writeStream.foreachBatch(run)
+             .option("checkpointLocation", str(path / "checkpoint")).start())
     try:
         deadline = time.monotonic() + 300  # however slow the first batch is
         while not done.wait(1) and query.exception() is None:
             assert time.monotonic() < deadline, "no batch ran in 300 s"
+        yield query
     finally:
         query.stop()
     assert query.exception() is None
+
+
+def test_batch_query_id_is_the_running_query_id(spark: SparkSession, tmp_path) -> None:
+    seen: list[str | None] = []
+    with after_first_batch(spark, tmp_path, lambda batch, _: seen.append(
+            spark_internals.batch_query_id(batch))) as query:
+        pass
     assert seen[0] == query.id, moved(f"the local property {spark_internals.QUERY_ID_PROPERTY}")
 
 
@@ -65,23 +80,9 @@ def test_set_jvm_log_level(spark: SparkSession) -> None:
 
 
 def test_batch_end_offsets_reads_the_offset_log(spark: SparkSession, tmp_path) -> None:
-    done = threading.Event()
-
-    def each_batch(batch: DataFrame, batch_id: int) -> None:
-        done.set()
-
-    query = (spark.readStream.format("rate").option("rowsPerSecond", 1).load()
-             .writeStream.foreachBatch(each_batch)
-             .option("checkpointLocation", str(tmp_path / "checkpoint")).start())
-    try:
-        deadline = time.monotonic() + 300  # however slow the first batch is
-        while not done.wait(1) and query.exception() is None:
-            assert time.monotonic() < deadline, "no batch ran in 300 s"
+    with after_first_batch(spark, tmp_path, lambda batch, _: None) as query:
         logged = spark_internals.batch_end_offsets(query, 0)
         missing = spark_internals.batch_end_offsets(query, 10**6)
-    finally:
-        query.stop()
-    assert query.exception() is None
     # One source; the rate source's offset is JSON too (its own shape).
     assert logged is not None and len(logged) == 1, moved("StreamExecution.offsetLog")
     assert json.loads(logged[0]) is not None
