@@ -92,6 +92,10 @@ bench: jars stack-up class-archive ## Benchmarks: producer throughput; stream jo
 	$(PY) -m bench.producer_throughput
 	$(PY) -m bench.stream_job
 
+.PHONY: bench-storage
+bench-storage: jars stack-up class-archive ## Disk taken per symbol and day by each table (restarts the stack to flush)
+	$(PY) -m bench.storage
+
 .PHONY: soak
 soak: jars stack-up class-archive ## One-hour soak at 1,000 trades/s: RSS, live heap, latency (docs/benchmarks.md)
 	$(PY) -m bench.soak
