@@ -125,9 +125,12 @@ def start(cmd: list[str], env: dict[str, str], log: Path) -> subprocess.Popen:
 
 
 def stop(proc: subprocess.Popen, timeout: float = 120) -> int:
+    """SIGTERM to the program alone, as `make run`'s supervisor does: the stream job
+    then stops its query and its JVM in order (a JVM signalled too would be gone
+    before the driver stops it, and the job would exit 1)."""
     if proc.poll() is None:
         with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGTERM)
+            proc.send_signal(signal.SIGTERM)
     return proc.wait(timeout=timeout)
 
 
