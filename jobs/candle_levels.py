@@ -154,10 +154,11 @@ def second_parts() -> Transform:
     The squared deviations are taken from the second's mean return, computed first,
     so they do not cancel the way a sum of squares minus a squared sum would.
     """
-    in_second = Window.partitionBy("symbol", "second_start")
-
+    # Built once per transform, on first use: like a Column, a window spec needs a
+    # running SparkContext, which a transform made before the session has not.
     @cache
-    def columns() -> tuple[Column, Column, tuple[Column, ...], tuple[Column, ...]]:
+    def columns() -> tuple[Column, Column, Column, tuple[Column, ...], tuple[Column, ...]]:
+        in_second = Window.partitionBy("symbol", "second_start")
         second = floor_timestamp(F.col("trade_ts"), 1000)
         log_price = F.log("price")
         log_return = log_price - F.lag(log_price).over(in_second.orderBy(*ORDER))
@@ -172,13 +173,14 @@ def second_parts() -> Transform:
         output = ("symbol", "second_start",
                   *(ends[name].alias(name) if name in ends else F.col(name)
                     for name in PART_COLUMNS))
-        return second, log_return, aggregates, output
+        mean_return = F.avg("log_return").over(in_second)
+        return second, log_return, mean_return, aggregates, output
 
     def apply(trades: DataFrame) -> DataFrame:
-        second, log_return, aggregates, output = columns()
+        second, log_return, mean_return, aggregates, output = columns()
         return (trades.withColumn("second_start", second)
                 .withColumn("log_return", log_return)
-                .withColumn("mean_return", F.avg("log_return").over(in_second))
+                .withColumn("mean_return", mean_return)
                 .groupBy("symbol", "second_start").agg(*aggregates).select(*output))
 
     return apply
