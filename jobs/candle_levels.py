@@ -25,7 +25,6 @@ from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
 from jobs.candles import (
-    ORDER,
     RESOLUTIONS,
     CandlePart,
     Interleaved,
@@ -33,7 +32,7 @@ from jobs.candles import (
     window_start,
 )
 from jobs.panes import END_FIELDS, ENDS, end_columns, partial_aggregates
-from jobs.transforms import Transform, floor_timestamp
+from jobs.transforms import TRADE_ORDER, Transform, floor_timestamp
 
 # The base level Spark computes, and the levels the 24-hour ticker merges.
 BASE = "1s"
@@ -161,7 +160,7 @@ def second_parts() -> Transform:
         in_second = Window.partitionBy("symbol", "second_start")
         second = floor_timestamp(F.col("trade_ts"), 1000)
         log_price = F.log("price")
-        log_return = log_price - F.lag(log_price).over(in_second.orderBy(*ORDER))
+        log_return = log_price - F.lag(log_price).over(in_second.orderBy(*TRADE_ORDER))
         deviation = F.col("log_return") - F.col("mean_return")
         # The first trade of a second has no return (null, which sums skip).
         aggregates = (

@@ -32,7 +32,7 @@ from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
 from jobs.panes import MINUTE, floor_time, vwap_or_average
-from jobs.transforms import Transform, floor_timestamp, utc_date
+from jobs.transforms import TRADE_ORDER, Transform, floor_timestamp, utc_date, vwap
 
 LN2 = math.log(2.0)
 
@@ -237,12 +237,11 @@ def reference_candles(resolution: str) -> Transform:
 
     def apply(trades: DataFrame) -> DataFrame:
         start = floor_timestamp(F.col("trade_ts"), seconds * 1000)
-        order = ("trade_ts", "kafka_partition", "kafka_offset")
-        in_candle = Window.partitionBy("symbol", "window_start").orderBy(*order)
+        in_candle = Window.partitionBy("symbol", "window_start").orderBy(*TRADE_ORDER)
         log_price = F.log("price")
         with_returns = (trades.withColumn("window_start", start)
                         .withColumn("log_return", log_price - F.lag(log_price).over(in_candle)))
-        trade = F.struct(*order, "price")
+        trade = F.struct(*TRADE_ORDER, "price")
         price = F.col("price")
         grouped = with_returns.groupBy("symbol", "window_start").agg(
             F.count(F.lit(1)).alias("trade_count"),
@@ -265,8 +264,7 @@ def reference_candles(resolution: str) -> Transform:
             .alias("window_end"),
             "trade_count", "open_price", "high_price", "low_price", "close_price",
             "total_volume", "avg_price",
-            F.when(F.col("total_volume") > 0, F.col("notional") / F.col("total_volume"))
-            .otherwise(F.col("avg_price")).alias("vwap"),
+            vwap(F.col("notional"), F.col("total_volume"), F.col("avg_price")).alias("vwap"),
             # stddev_samp is null (not NaN) for a single value: the contract says NaN.
             F.when(F.col("returns") >= 2, F.col("stddev")).otherwise(F.lit(math.nan))
             .alias("log_return_stddev"),
@@ -341,12 +339,10 @@ def ticker_values(part: CandlePart, layout: TickerLayout) -> dict[str, object]:
 
 # --- the reference of the ticker and the symbols, straight from trades ------------------
 
-ORDER = ("trade_ts", "kafka_partition", "kafka_offset")
-
 
 def reference_symbols(trades: DataFrame) -> DataFrame:
     """Rows of `trades` -> one `symbols` row per symbol: first and last trade."""
-    last = F.max(F.struct(*ORDER, "price"))
+    last = F.max(F.struct(*TRADE_ORDER, "price"))
     return trades.groupBy("symbol").agg(
         F.min("trade_ts").alias("first_trade_ts"), last.alias("last")).select(
         "symbol", "first_trade_ts", F.col("last.trade_ts").alias("last_trade_ts"),
@@ -381,7 +377,7 @@ def reference_tickers(symbols: DataFrame) -> Transform:
         ts = F.col("trade_ts")
         inside = trades.join(windows, "symbol").where(
             (ts >= F.col("window_start")) & (ts < F.col("window_end")))
-        trade = F.struct(*ORDER, "price")
+        trade = F.struct(*TRADE_ORDER, "price")
         price = F.col("price")
         grouped = inside.groupBy("symbol", "window_start", "window_end").agg(
             F.min(trade).alias("first"), F.max(trade).alias("last"),
@@ -397,8 +393,8 @@ def reference_tickers(symbols: DataFrame) -> Transform:
             change.alias("price_change"),
             (100.0 * change / F.col("first.price")).alias("price_change_pct"),
             "total_volume", "quote_volume", "trade_count",
-            F.when(F.col("total_volume") > 0, F.col("quote_volume") / F.col("total_volume"))
-            .otherwise(F.col("avg_price")).alias("vwap"),
+            vwap(F.col("quote_volume"), F.col("total_volume"), F.col("avg_price"))
+            .alias("vwap"),
             "window_start", "window_end")
 
     return apply

@@ -28,7 +28,7 @@ from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
 from jobs.tables import PANE_VALUES
-from jobs.transforms import Transform, floor_timestamp, utc_date
+from jobs.transforms import TRADE_ORDER, Transform, floor_timestamp, utc_date
 
 MINUTE = timedelta(minutes=1)
 EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
@@ -64,7 +64,7 @@ def partial_aggregates() -> tuple[Column, ...]:
     and last trade as the structs `open` and `close` (end_columns() spells them out)."""
     # Structs compare field by field: min/max is the first/last trade in the total
     # order, and its price rides along.
-    trade = F.struct("trade_ts", "kafka_partition", "kafka_offset", "price")
+    trade = F.struct(*TRADE_ORDER, "price")
     price = F.col("price")
     return (
         F.count(F.lit(1)).alias("trade_count"),

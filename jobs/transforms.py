@@ -253,9 +253,13 @@ def rejected_records(seen_at: Column | None = None) -> Transform:
     return apply
 
 
+# The total order of trades: time, then Kafka coordinates for same-millisecond trades.
+TRADE_ORDER = ("trade_ts", "kafka_partition", "kafka_offset")
+
+
 def trade_order() -> Column:
-    """Total order of trades: time, then Kafka coordinates for same-millisecond trades."""
-    return F.struct("trade_ts", "kafka_partition", "kafka_offset")
+    """The total order of trades as one comparable struct."""
+    return F.struct(*TRADE_ORDER)
 
 
 def vwap(notional: Column, total_volume: Column, avg_price: Column) -> Column:
