@@ -54,6 +54,11 @@ def retention(resolution: str) -> timedelta:
     return 365 * DAY if length < timedelta(hours=1) else 5 * 365 * DAY
 
 
+def ttl_seconds(resolution: str) -> int:
+    """retention() as the TTL a write of that resolution carries."""
+    return int(retention(resolution).total_seconds())
+
+
 @dataclass(frozen=True)
 class Levels:
     """The resolutions written to `candles` and every level kept as parts."""

@@ -30,7 +30,7 @@ from pyspark.sql import functions as F
 from contract import env as envvars
 from contract.exits import ExitCode
 from jobs import settings
-from jobs.candle_levels import retention
+from jobs.candle_levels import ttl_seconds
 from jobs.candles import (
     merge_symbols,
     reference_candles,
@@ -158,7 +158,7 @@ def write_derived(spark: SparkSession, trades: DataFrame, config: RecomputeConfi
         candles = (trades.transform(reference_candles(resolution))
                    .transform(windows_overlapping(config.start, config.end)))
         write_table(candles, keyspace, CANDLES.name,
-                    ttl_s=int(retention(resolution).total_seconds()))
+                    ttl_s=ttl_seconds(resolution))
     stored = read_table(spark, keyspace, SYMBOLS.name)
     if config.symbols:
         stored = stored.where(F.col("symbol").isin(list(config.symbols)))

@@ -19,8 +19,8 @@ from cassandra.concurrent import execute_concurrent, execute_concurrent_with_arg
 from cassandra.query import BatchStatement, BatchType, PreparedStatement
 
 from contract.cassandra import make_cluster
-from jobs.candle_levels import StoredPart, SymbolState, retention
-from jobs.candles import RESOLUTIONS, CandlePart, OrderKey, bucket, bucket_unit
+from jobs.candle_levels import StoredPart, SymbolState, ttl_seconds
+from jobs.candles import CandlePart, OrderKey, bucket, bucket_unit
 from jobs.panes import Pane, Partial
 from jobs.settings import CassandraTarget
 from jobs.tables import (
@@ -165,7 +165,6 @@ def bucket_slices(level: str, start: datetime, end: datetime
 
 # The columns of a part after its key and last_batch_id.
 PART_VALUES = CANDLE_PARTS.values[1:]
-TTL = {level: int(retention(level).total_seconds()) for level in RESOLUTIONS}
 
 
 def part_values(part: CandlePart) -> dict[str, object]:
@@ -358,9 +357,9 @@ class StreamStore:
         parts = [(*CANDLE_PARTS.row({
             "run_id": run_id, "symbol": symbol, "resolution": level,
             "bucket": bucket(level, start), "window_start": start,
-            "last_batch_id": stored.last_batch_id, **part_values(stored.part)}), TTL[level])
+            "last_batch_id": stored.last_batch_id, **part_values(stored.part)}), ttl_seconds(level))
             for (level, symbol, start), stored in writes.parts.items()]
-        candles = [(*CANDLES.row(row), TTL[row["resolution"]]) for row in writes.candles]
+        candles = [(*CANDLES.row(row), ttl_seconds(row["resolution"])) for row in writes.candles]
         return [
             *partition_batches(self._insert_part, parts),
             *partition_batches(self._insert_candle, candles),
