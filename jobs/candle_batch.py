@@ -17,7 +17,7 @@ import logging
 import uuid
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from functools import partial
 
 from jobs.candle_levels import (
@@ -59,13 +59,9 @@ def keep_near_newest(level: str) -> timedelta:
     return max(2 * RESOLUTIONS[level], timedelta(minutes=2))
 
 
-def utc_now() -> datetime:
-    return datetime.now(timezone.utc)
-
-
 class CandleFolder:
     def __init__(self, levels: Levels, store: StreamStore, topic: str,
-                 now: Callable[[], datetime] = utc_now) -> None:
+                 now: Callable[[], datetime]) -> None:
         self.levels = levels
         self.store = store
         self.topic = topic

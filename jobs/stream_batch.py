@@ -204,7 +204,7 @@ class BatchProcessor:
         # then gets them decoded.
         self.decode = decode_trades(plan.schema_json, plan.bounds)
         self._seconds = batch_seconds()
-        self._candles = CandleFolder(plan.levels, store, plan.topic)
+        self._candles = CandleFolder(plan.levels, store, plan.topic, now)
         # What the driver knows of the run's stored panes: windows up to two of the
         # longest window's lengths either side of the newest pane need no reads.
         self._panes = KnownPanes(plan.pane, 2 * max(MINUTE, plan.windows.moving_length))
