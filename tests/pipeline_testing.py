@@ -140,13 +140,17 @@ def expected_trades(pipeline: Pipeline, sent: list[Sent]) -> dict:
     }
 
 
+def in_order(members: list[Sent]) -> list[Sent]:
+    return sorted(members, key=lambda s: (s.trade.trade_ts, s.partition, s.offset))
+
+
 def expected_minutes(sent: list[Sent]) -> dict:
     groups: dict[tuple, list[Sent]] = defaultdict(list)
     for s in sent:
         groups[s.trade.symbol, floor_to(s.trade.trade_ts, timedelta(minutes=1))].append(s)
     result = {}
     for (symbol, start), members in groups.items():
-        ordered = sorted(members, key=lambda s: (s.trade.trade_ts, s.partition, s.offset))
+        ordered = in_order(members)
         prices = [s.trade.price for s in members]
         volume = sum(s.trade.volume for s in members)
         avg = sum(prices) / len(prices)
@@ -174,10 +178,6 @@ def expected_moving(sent: list[Sent]) -> dict:
         )
         for (symbol, start), prices in groups.items()
     }
-
-
-def in_order(members: list[Sent]) -> list[Sent]:
-    return sorted(members, key=lambda s: (s.trade.trade_ts, s.partition, s.offset))
 
 
 def candle_bucket(seconds: int, start: datetime):
