@@ -40,6 +40,13 @@ def status_kib(pid: int, field: str) -> int:
     return 0
 
 
+def process_name(pid: int) -> str:
+    """The command name of a process (/proc/<pid>/comm), "?" once it is gone."""
+    with contextlib.suppress(OSError):
+        return Path(f"/proc/{pid}/comm").read_text().strip()
+    return "?"
+
+
 def group_mib(pgid: int, field: str) -> float:
     """status_kib summed over a process group, in MiB."""
     return sum(status_kib(pid, field) for pid in group_pids(pgid)) / 1024

@@ -224,8 +224,11 @@ def interval_line(sample: Mapping[str, Any]) -> str:
 
 def print_summary(result: Mapping[str, Any]) -> None:
     below = "below" if result["targets"]["rss_below_limit"] else "NOT below"
+    parts = ", ".join(f"{name} {mib:,.0f}"
+                      for name, mib in result["rss_max_parts_mib"].get("job", []))
     print(f"job RSS (driver + JVM): at most {result['job_rss_max_mib']:,.0f} MiB, {below}"
-          f" the limit of {result['rss_limit_mib']:,.0f} MiB")
+          f" the limit of {result['rss_limit_mib']:,.0f} MiB, at"
+          f" {result['rss_max_at_min'].get('job', 'n/a')} min ({parts} MiB)")
     for key, label in (("live_heap", "live heap after a full GC"), ("old_gen", "old gen")):
         change = result[key]
         print(f"{label}: " + ("n/a" if change is None else
@@ -416,7 +419,9 @@ def run(stack, args, out: Path) -> dict[str, Any]:
             drop(stack, topic, session, keyspace)
     result = summarize(samples, rss_max.get("job", 0.0), args.rss_limit_mib, args.heap_window,
                        counts)
-    return {**result, "rss_max_mib": rss_max}
+    return {**result, "rss_max_mib": rss_max,
+            "rss_max_at_min": {k: round(v / 60, 1) for k, v in sampler.peak_at.items()},
+            "rss_max_parts_mib": sampler.peak_parts}
 
 
 def main() -> int:

@@ -47,7 +47,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import timezone
 from pathlib import Path
 
-from bench.common import group_mib, percentile
+from bench.common import group_pids, percentile, process_name, status_kib
 from jobs.kafka_lag import TopicEnds
 from stack import class_archive
 from stack.config import from_env
@@ -90,12 +90,17 @@ class RunResult:
 
 class RssSampler:
     """Per label, the peak of a /proc status size summed over the processes of a watched
-    process group: VmHWM (each process's own peak) unless told otherwise."""
+    process group: VmHWM (each process's own peak) unless told otherwise. With each
+    peak, when it happened (seconds since the sampler started) and how it split over
+    the group's processes (command name and MiB), to tell a spike's cause."""
 
     def __init__(self, field: str = "VmHWM") -> None:
         self.field = field
         self.groups: dict[str, int] = {}
         self.peak: dict[str, float] = {}
+        self.peak_at: dict[str, float] = {}
+        self.peak_parts: dict[str, list[tuple[str, float]]] = {}
+        self._started = time.monotonic()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, daemon=True)
         self._thread.start()
@@ -109,8 +114,14 @@ class RssSampler:
 
     def sample(self) -> None:
         for label, pgid in list(self.groups.items()):
-            total = group_mib(pgid, self.field)
-            self.peak[label] = max(self.peak.get(label, 0.0), total)
+            parts = [(process_name(pid), status_kib(pid, self.field) / 1024)
+                     for pid in group_pids(pgid)]
+            total = sum(mib for _, mib in parts)
+            if total > self.peak.get(label, 0.0):
+                self.peak[label] = total
+                self.peak_at[label] = round(time.monotonic() - self._started, 1)
+                self.peak_parts[label] = sorted(((n, round(m, 1)) for n, m in parts if m),
+                                                key=lambda part: -part[1])
 
     def stop(self) -> dict[str, float]:
         self._stop.set()

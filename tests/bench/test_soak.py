@@ -188,3 +188,23 @@ def test_the_interval_line_shows_every_figure_and_what_is_unknown() -> None:
     unknown = interval_line({**sample(300, None, None), "trades_written": 0, "producer_sent": None,
                              "batches": 0, "kafka_lag_records": None, "rss_mib": {"job": 0.0}})
     assert "(n/a sent), trade p99 n/a" in unknown and "live heap n/a" in unknown
+
+
+def test_the_rss_peak_says_when_and_which_processes() -> None:
+    """A spawned child of a watched group shows up in the peak's breakdown by name."""
+    import subprocess
+
+    from bench.stream_job import RssSampler
+
+    child = subprocess.Popen(["sleep", "30"], start_new_session=True)
+    sampler = RssSampler("VmRSS")
+    try:
+        sampler.watch("child", child.pid)
+        sampler.sample()
+    finally:
+        child.kill()
+        child.wait()
+        peak = sampler.stop()
+    assert peak["child"] > 0
+    assert 0 <= sampler.peak_at["child"] < 60
+    assert [name for name, _ in sampler.peak_parts["child"]] == ["sleep"]
