@@ -22,6 +22,7 @@ import contract
 from contract import env as envvars
 from grafana.options import add_cassandra_options
 from grafana.render.errors import RenderError
+from grafana.render.panels import browser_zone
 
 LOG = logging.getLogger("grafana.render")
 DEFAULT_DASHBOARDS = contract.PROJECT_ROOT / "grafana" / "dashboards"
@@ -38,6 +39,7 @@ class RenderConfig:
     time_from: str | None = None  # None: the dashboard's own range
     time_to: str | None = None
     variables: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    browser_timezone: str | None = None  # None: this machine's
     width_px: int = 1600
     scale: float = 1.0
     username: str | None = None
@@ -75,6 +77,10 @@ def build_parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
     add("--var", action="append", default=[], metavar="NAME=VALUE",
         help="select a variable's value; repeat a name for several values, "
              "NAME=All for all")
+    add("--browser-timezone", default=envvars.optional(environ, "DASHBOARDS_BROWSER_TZ"),
+        help="the viewer's browser time zone (IANA name, e.g. Asia/Tokyo): custom date "
+             "formats and `browser` dashboards use it; default this machine's "
+             "(env DASHBOARDS_BROWSER_TZ)")
     add("--width", type=int, default=1600, help="dashboard width in Grafana pixels")
     add("--scale", type=float, default=env("DASHBOARDS_SCALE", "1.0"),
         help="picture scale, e.g. 0.6 for small pictures (env DASHBOARDS_SCALE)")
@@ -92,10 +98,15 @@ def parse_config(argv: Sequence[str] | None, environ: Mapping[str, str]) -> Rend
         parser.error(str(err))
     if args.width < 400 or not 0.1 <= args.scale <= 4:
         parser.error("--width must be at least 400 and --scale within 0.1..4")
+    try:
+        browser_zone(args.browser_timezone)
+    except RenderError as err:
+        parser.error(f"--browser-timezone: {err}")
     return RenderConfig(
         dashboards_dir=args.dashboards, out_dir=args.out, host=args.cassandra_host,
         port=args.cassandra_port, keyspace=args.keyspace, time_from=args.time_from,
-        time_to=args.time_to, variables=variables, width_px=args.width, scale=args.scale,
+        time_to=args.time_to, variables=variables, browser_timezone=args.browser_timezone,
+        width_px=args.width, scale=args.scale,
         username=envvars.optional(environ, "CASSANDRA_USERNAME"),
         password=envvars.secret(environ, "CASSANDRA_PASSWORD"))
 
@@ -138,7 +149,8 @@ def main(config: RenderConfig) -> int:
             try:
                 time_range = time_range_of(dashboard, config.time_from, config.time_to, now)
                 data = dashboard_data(dashboard, config.variables, time_range, source.run,
-                                      source.variable_options)
+                                      source.variable_options,
+                                      browser_zone(config.browser_timezone))
             except RenderError as err:
                 LOG.error("%s: %s", path.name, err)
                 return 2

@@ -242,13 +242,46 @@ def draw_stat(ax: Axes, data: PanelData, dash: DashboardData) -> None:
                     ha="center", va="center", transform=ax.transAxes)
 
 
-def draw_table(ax: Axes, data: PanelData, dash: DashboardData, height_px: float) -> None:
-    ax.set_axis_off()
+def cell_rules(panel: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Per field name, the thresholds of a byName override that colours its cells
+    (`custom.cellOptions` of type color-text or color-background)."""
+    rules = {}
+    for rule in (panel.get("fieldConfig") or {}).get("overrides", []):
+        matcher = rule.get("matcher") or {}
+        props = {p.get("id"): p.get("value") for p in rule.get("properties", [])}
+        cell = props.get("custom.cellOptions") or {}
+        if matcher.get("id") == "byName" and cell.get("type") in ("color-text",
+                                                                   "color-background"):
+            # Both draw as coloured text here.
+            rules[str(matcher.get("options"))] = {"thresholds": props.get("thresholds") or {}}
+    return rules
+
+
+def table_rows(data: PanelData, zone: tzinfo) -> tuple[list[str], list[list[Any]]]:
+    """The first frame as a table: display names, and rows ordered by the panel's
+    `options.sortBy` (its first entry; Grafana's initial sort, clickable in the UI)."""
     frame = data.frames[0]
     names = overrides(data.placed.panel)
     headers = [names.get(f.name, f.name) for f in frame.fields]
-    cells = [[format_value(f.values[i].astimezone(dash.zone) if f.kind == fr.TIME
-                           else f.values[i]) for f in frame.fields] for i in range(frame.length)]
+    rows = [[f.values[i].astimezone(zone) if f.kind == fr.TIME else f.values[i]
+             for f in frame.fields] for i in range(frame.length)]
+    sort_by = ((data.placed.panel.get("options") or {}).get("sortBy") or [None])[0]
+    if sort_by:
+        name = sort_by.get("displayName")
+        if name not in headers:
+            raise RenderError(f"sortBy names no column: {name!r}; columns: {headers}")
+        column = headers.index(name)
+        rows.sort(key=lambda row: row[column], reverse=bool(sort_by.get("desc")))
+    return headers, rows
+
+
+def draw_table(ax: Axes, data: PanelData, dash: DashboardData, height_px: float) -> None:
+    ax.set_axis_off()
+    frame = data.frames[0]
+    headers, rows = table_rows(data, dash.zone)
+    rules = cell_rules(data.placed.panel)
+    fields = [f.name for f in frame.fields]
+    cells = [[format_value(value) for value in row] for row in rows]
     fit = max(1, int(height_px // 19) - 2)
     shown = cells[:fit]
     widths = [max(len(h), *(len(r[c]) for r in shown)) + 2 for c, h in enumerate(headers)]
@@ -258,8 +291,12 @@ def draw_table(ax: Axes, data: PanelData, dash: DashboardData, height_px: float)
     for c, header in enumerate(headers):
         ax.text(x, 1 - line / 2, header, color=PALETTE[2], fontsize=8, weight="bold",
                 va="center", transform=ax.transAxes, family="monospace")
+        rule = rules.get(fields[c])
         for r, row in enumerate(shown):
-            ax.text(x, 1 - line * (r + 1.5), row[c], color=TEXT, fontsize=8, va="center",
+            value = rows[r][c]
+            shade = (threshold_color(value, rule) if rule and isinstance(value, (int, float))
+                     else TEXT)
+            ax.text(x, 1 - line * (r + 1.5), row[c], color=shade, fontsize=8, va="center",
                     transform=ax.transAxes, family="monospace")
         x += widths[c] / total
     more = len(cells) - len(shown) + sum(f.length for f in data.frames[1:])

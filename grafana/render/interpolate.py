@@ -104,8 +104,9 @@ def format_values(values: Values, fmt: str | None, name: str) -> str:
 
 
 def format_date(moment: datetime, fmt: str | None, zone: tzinfo) -> str:
-    """`${__from}`/`${__to}`: epoch ms, or `date`, `date:iso`, `date:seconds`,
-    `date:<moment.js tokens YYYY MM DD HH mm ss>` in the dashboard's time zone."""
+    """`${__from}`/`${__to}`: epoch ms, or `date`, `date:iso`, `date:seconds` (all
+    zone-free), or `date:<moment.js tokens YYYY MM DD HH mm ss>` in `zone`, the
+    viewer's browser time zone: a custom format depends on who looks."""
     if fmt is None:
         return str(epoch_ms(moment))
     kind, _, pattern = fmt.partition(":")

@@ -50,13 +50,32 @@ class DashboardData:
         return [f"{self.title} / {p.title}: {p.error}" for p in self.panels if p.error]
 
 
-def zone_of(dashboard: dict[str, Any]) -> tzinfo:
-    """The dashboard's time zone; `browser` (or none) is this machine's."""
+def machine_zone() -> tzinfo:
+    """This machine's time zone: the default viewer's browser."""
+    return datetime.now().astimezone().tzinfo or timezone.utc
+
+
+def browser_zone(name: str | None) -> tzinfo:
+    """A viewer's browser time zone by IANA name (None: this machine's)."""
+    if not name:
+        return machine_zone()
+    if name.upper() == "UTC":
+        return timezone.utc
+    try:
+        return ZoneInfo(name)
+    except (KeyError, ValueError):
+        raise RenderError(f"unknown time zone {name!r}: use an IANA name such as "
+                          "Asia/Tokyo") from None
+
+
+def zone_of(dashboard: dict[str, Any], browser: tzinfo) -> tzinfo:
+    """The zone a dashboard shows its times in: its own, or the viewer's browser's for
+    `browser` (or none)."""
     name = dashboard.get("timezone") or "browser"
     if name == "utc":
         return timezone.utc
     if name == "browser":
-        return datetime.now().astimezone().tzinfo or timezone.utc
+        return browser
     try:
         return ZoneInfo(name)
     except (KeyError, ValueError):
@@ -71,8 +90,11 @@ def time_range_of(dashboard: dict[str, Any], start: str | None, end: str | None,
 
 
 def panel_data(placed: layout.PlacedPanel, known: Mapping[str, Values],
-               time_range: TimeRange, zone: tzinfo, run: StatementRunner) -> PanelData:
+               time_range: TimeRange, browser: tzinfo, run: StatementRunner) -> PanelData:
+    """`browser` is the viewer's zone: Grafana formats custom `${__from:date:...}`
+    patterns in the browser's time, whatever the dashboard's own zone."""
     panel = placed.panel
+    zone = browser
     scoped = {**known, **placed.scoped}
     title = interpolate(str(panel.get("title", "")), scoped, time_range, zone)
     try:
@@ -109,16 +131,19 @@ def _frames(statement: queries.Statement, run: StatementRunner) -> list[fr.Frame
 
 def dashboard_data(dashboard: dict[str, Any], overrides: Mapping[str, Sequence[str]],
                    time_range: TimeRange, run: StatementRunner,
-                   run_variable: variables.QueryRunner) -> DashboardData:
-    """Every panel of one dashboard with its frames or its error."""
-    zone = zone_of(dashboard)
+                   run_variable: variables.QueryRunner,
+                   browser: tzinfo | None = None) -> DashboardData:
+    """Every panel of one dashboard with its frames or its error, as a viewer whose
+    browser is in `browser` (default this machine's zone) sees it."""
+    browser = browser or machine_zone()
+    zone = zone_of(dashboard, browser)
 
     def interpolate_known(text: str, known: Mapping[str, Values]) -> str:
-        return substitute(text, known, time_range, zone)
+        return substitute(text, known, time_range, browser)
 
     resolved = variables.resolve((dashboard.get("templating") or {}).get("list", []),
                                  overrides, run_variable, interpolate_known)
     placed = layout.place(dashboard.get("panels", []), resolved)
-    data = tuple(panel_data(p, resolved, time_range, zone, run) for p in placed)
+    data = tuple(panel_data(p, resolved, time_range, browser, run) for p in placed)
     return DashboardData(str(dashboard.get("uid", "")), str(dashboard.get("title", "")),
                          time_range, zone, resolved, data)

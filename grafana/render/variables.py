@@ -106,7 +106,7 @@ def select(variable: dict[str, Any], options: list[Option], wanted: Sequence[str
     """The values of one variable; `wanted` is the caller's override (may be empty)."""
     name = variable["name"]
     values = [o.value for o in options]
-    if not values:
+    if not values and not wanted:
         raise RenderError(f"variable {name!r} has no options")
     include_all = bool(variable.get("includeAll"))
     free = variable.get("type") == "textbox"

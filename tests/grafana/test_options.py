@@ -63,3 +63,16 @@ def test_a_bad_port_in_the_environment_is_a_usage_error(
         parse([], {"CASSANDRA_PORT": "nine"})
     assert exit_info.value.code == 2
     assert "--cassandra-port: invalid int value: 'nine'" in capsys.readouterr().err
+
+
+def test_the_viewers_time_zone_is_a_flag_or_the_environment(capsys) -> None:
+    assert render.parse_config([], {}).browser_timezone is None
+    assert render.parse_config([], {"DASHBOARDS_BROWSER_TZ": "Asia/Tokyo"}) \
+        .browser_timezone == "Asia/Tokyo"
+    assert render.parse_config(["--browser-timezone", "America/Los_Angeles"],
+                               {"DASHBOARDS_BROWSER_TZ": "Asia/Tokyo"}) \
+        .browser_timezone == "America/Los_Angeles"
+    with pytest.raises(SystemExit) as exit_info:
+        render.parse_config(["--browser-timezone", "Mars/Olympus"], {})
+    assert exit_info.value.code == 2
+    assert "unknown time zone 'Mars/Olympus'" in capsys.readouterr().err

@@ -58,8 +58,9 @@ def test_epoch_seconds_macros_and_variable_syntaxes() -> None:
         "1709256600 2024-03-01T00:00:00.000Z"
 
 
-def test_date_formats_follow_the_dashboard_time_zone() -> None:
-    # 00:00 UTC is 19:00 the day before in New York (EST, UTC-5).
+def test_custom_date_formats_follow_the_browsers_time_zone() -> None:
+    # 00:00 UTC is 19:00 the day before in New York (EST, UTC-5): the zone handed in is
+    # the viewer's browser's, whatever the dashboard's own.
     from zoneinfo import ZoneInfo
     assert interpolate("${__from:date:YYYY-MM-DD HH}", {}, RANGE,
                        ZoneInfo("America/New_York")) == "2024-02-29 19"
@@ -157,6 +158,14 @@ def test_custom_all_constant_and_overrides() -> None:
     assert resolve([CUSTOM], {"symbol": ["IBM"]}) == {"symbol": ("IBM",)}
     with pytest.raises(RenderError, match="has no All option"):
         resolve([{**CUSTOM, "includeAll": False}], {"symbol": ["All"]})
+
+
+def test_an_override_needs_no_options() -> None:
+    """A query variable on an empty table has no options; a URL value still selects."""
+    empty = {"name": "symbol", "type": "query", "query": {"query": "SELECT symbol FROM symbols"}}
+    assert resolve([empty], {"symbol": ["IBM"]}, runner=lambda _: []) == {"symbol": ("IBM",)}
+    with pytest.raises(RenderError, match="has no options"):
+        resolve([empty], runner=lambda _: [])
 
 
 def test_a_stale_saved_value_falls_back_to_the_first_option() -> None:
@@ -306,3 +315,33 @@ def test_statements_the_plugin_refuses(target: dict, message: str) -> None:
     with pytest.raises(RenderError, match=message):
         queries.statements({"datasource": SOURCE, "targets": [{"refId": "A", **target}]},
                            VARS, RANGE, UTC)
+
+
+# --- tables ------------------------------------------------------------------------------
+
+
+def test_a_table_sorts_by_its_sort_by_option_and_colours_by_thresholds() -> None:
+    from grafana.render.draw import cell_rules, table_rows, threshold_color
+    from grafana.render.panels import PanelData
+
+    frame = fr.Frame("AAPL", (fr.Field("symbol", fr.STRING, ("AAPL", "MSFT", "IBM")),
+                              fr.Field("pct", fr.NUMBER, (1.5, -2.0, 3.0))))
+    steps = {"steps": [{"color": "red", "value": None}, {"color": "green", "value": 0}]}
+    board = {"title": "t", "type": "table",
+             "options": {"sortBy": [{"displayName": "Change %", "desc": True}]},
+             "fieldConfig": {"overrides": [{"matcher": {"id": "byName", "options": "pct"},
+                                            "properties": [
+                                                {"id": "displayName", "value": "Change %"},
+                                                {"id": "custom.cellOptions",
+                                                 "value": {"type": "color-text"}},
+                                                {"id": "thresholds", "value": steps}]}]}}
+    data = PanelData(layout.PlacedPanel(board, layout.Grid(0, 0, 24, 6)), "t", (frame,))
+    assert table_rows(data, UTC) == (["symbol", "Change %"],
+                                     [["IBM", 3.0], ["AAPL", 1.5], ["MSFT", -2.0]])
+    rule = cell_rules(board)["pct"]
+    assert [threshold_color(v, rule) for v in (-2.0, 0.0, 3.0)] == \
+        ["#f2495c", "#73bf69", "#73bf69"]
+    bad = {**board, "options": {"sortBy": [{"displayName": "nope"}]}}
+    with pytest.raises(RenderError, match="sortBy names no column"):
+        table_rows(PanelData(layout.PlacedPanel(bad, layout.Grid(0, 0, 24, 6)), "t",
+                             (frame,)), UTC)
