@@ -14,39 +14,83 @@ from typing import Any
 import pytest
 
 from grafana.render.__main__ import RenderConfig, load_dashboards, main
-from grafana.render.panels import PanelData, dashboard_data, time_range_of
+from grafana.render.panels import PanelData, browser_zone, dashboard_data, time_range_of
 from grafana.render.source import CassandraSource
+from jobs.candles import bucket
 
 pytestmark = pytest.mark.integration
 
 UTC = timezone.utc
-BASE = datetime(2024, 3, 1, 10, 0, tzinfo=UTC)
+# The range crosses UTC midnight at a year's end: every day, month and year bucket of
+# the tables changes inside it.
+BASE = datetime(2023, 12, 31, 23, 56, tzinfo=UTC)
 SYMBOLS = ("AAPL", "MSFT")
 FROM, TO = BASE.isoformat(), (BASE + timedelta(minutes=10)).isoformat()
 DASHBOARDS = Path(__file__).resolve().parents[2] / "grafana" / "dashboards"
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+# Viewers east and west of UTC, whose calendar day differs from UTC's at BASE.
+VIEWERS = ("Asia/Tokyo", "America/Los_Angeles")
 
 
 # --- the rows --------------------------------------------------------------------------
 
 
 def trades() -> list[dict[str, Any]]:
-    return [{"symbol": s, "trade_date": BASE.date(),
-             "trade_ts": BASE + timedelta(seconds=60 * i + 10),
-             "kafka_partition": 0, "kafka_offset": 10 * n + i, "price": 100.0 * (n + 1) + i,
-             "volume": 1.0 + i, "ingest_ts": BASE + timedelta(seconds=60 * i + 10.05),
-             "kafka_topic": "Market"}
-            for n, s in enumerate(SYMBOLS) for i in range(6)]
+    rows = []
+    for n, s in enumerate(SYMBOLS):
+        for i in range(6):
+            ts = BASE + timedelta(seconds=60 * i + 10)
+            rows.append({"symbol": s, "trade_date": ts.date(), "trade_ts": ts,
+                         "kafka_partition": 0, "kafka_offset": 10 * n + i,
+                         "price": 100.0 * (n + 1) + i, "volume": 1.0 + i,
+                         "ingest_ts": ts + timedelta(milliseconds=50), "kafka_topic": "Market"})
+    return rows
 
 
-def minutes() -> list[dict[str, Any]]:
-    return [{"symbol": s, "window_start": BASE + timedelta(minutes=i),
-             "window_end": BASE + timedelta(minutes=i + 1), "trade_count": i + 1,
-             "avg_price": 100.0 * (n + 1) + i, "open_price": 100.0 * (n + 1) + i - 0.5,
-             "high_price": 100.0 * (n + 1) + i + 1, "low_price": 100.0 * (n + 1) + i - 1,
-             "close_price": 100.0 * (n + 1) + i + 0.5, "total_volume": 2.0 * i,
-             "vwap": 100.0 * (n + 1) + i + 0.25}
-            for n, s in enumerate(SYMBOLS) for i in range(6)]
+# Candle starts per resolution: on both sides of the midnight (and of the day, month
+# and year buckets), inside [FROM, TO] for the dashboards' default range.
+CANDLE_STARTS = {
+    "1s": [BASE + timedelta(seconds=60 * i + 10) for i in range(6)],
+    "1m": [BASE + timedelta(minutes=i) for i in range(6)],
+    "1h": [datetime(2023, 12, 31, 23, tzinfo=UTC), datetime(2024, 1, 1, 0, tzinfo=UTC)],
+    "1d": [datetime(2023, 12, 31, tzinfo=UTC), datetime(2024, 1, 1, tzinfo=UTC)],
+}
+LENGTHS = {"1s": timedelta(seconds=1), "1m": timedelta(minutes=1), "1h": timedelta(hours=1),
+           "1d": timedelta(days=1)}
+
+
+def candles() -> list[dict[str, Any]]:
+    rows = []
+    for resolution, starts in CANDLE_STARTS.items():
+        for n, s in enumerate(SYMBOLS):
+            for i, start in enumerate(starts):
+                base = 100.0 * (n + 1) + i
+                rows.append({
+                    "symbol": s, "resolution": resolution, "bucket": bucket(resolution, start),
+                    "window_start": start, "window_end": start + LENGTHS[resolution],
+                    "trade_count": i + 1, "open_price": base - 0.5, "high_price": base + 1,
+                    "low_price": base - 1, "close_price": base + 0.5, "total_volume": 2.0 * i,
+                    "avg_price": base, "vwap": base + 0.25,
+                    "log_return_stddev": 0.001 * (i + 1), "parkinson_volatility": 0.002 * (i + 1)})
+    return rows
+
+
+def tickers() -> list[dict[str, Any]]:
+    end = BASE + timedelta(minutes=6)
+    return [{"symbol": s, "last_price": 105.0 + 100 * n, "last_trade_ts": end,
+             "open_price": 100.0 + 100 * n, "high_price": 106.0 + 100 * n,
+             "low_price": 99.0 + 100 * n, "price_change": 5.0 - 7 * n,
+             "price_change_pct": (5.0 - 7 * n) / (100.0 + 100 * n) * 100,
+             "total_volume": 21.0, "quote_volume": 2100.0 * (n + 1), "trade_count": 6,
+             "vwap": 102.5 + 100 * n, "window_start": end - timedelta(days=1),
+             "window_end": end} for n, s in enumerate(SYMBOLS)]
+
+
+def symbol_rows() -> list[dict[str, Any]]:
+    """The symbols the pipeline has seen: one no dashboard file names."""
+    return [{"symbol": s, "first_trade_ts": BASE, "last_trade_ts": BASE + timedelta(minutes=5),
+             "last_price": 105.0 + 100 * n, "last_kafka_partition": 0,
+             "last_kafka_offset": 10 * n + 5} for n, s in enumerate(SYMBOLS)]
 
 
 def means() -> list[dict[str, Any]]:
@@ -59,10 +103,12 @@ def means() -> list[dict[str, Any]]:
 
 
 def rejected() -> list[dict[str, Any]]:
-    return [{"kafka_topic": "Market", "kafka_date": BASE.date(), "kafka_partition": p,
-             "kafka_offset": 40 + p, "kafka_ts": BASE + timedelta(minutes=2 + p),
-             "payload": b"\x01\x02", "reason": "undecodable_avro",
-             "seen_at": BASE + timedelta(minutes=3 + p)} for p in range(2)]
+    """Two records of the range end's UTC day (the panels read "today" as that day)."""
+    return [{"kafka_topic": "Market", "kafka_date": (BASE + timedelta(minutes=5 + p)).date(),
+             "kafka_partition": p, "kafka_offset": 40 + p,
+             "kafka_ts": BASE + timedelta(minutes=5 + p), "payload": b"\x01\x02",
+             "reason": "undecodable_avro", "seen_at": BASE + timedelta(minutes=6 + p)}
+            for p in range(2)]
 
 
 def progress() -> list[dict[str, Any]]:
@@ -70,7 +116,7 @@ def progress() -> list[dict[str, Any]]:
     rows = []
     for i in range(3):
         finished = BASE + timedelta(minutes=2 * (i + 1))
-        rows.append({"job": "market", "day": BASE.date(), "finished_at": finished,
+        rows.append({"job": "market", "day": finished.date(), "finished_at": finished,
                      "batch_id": i, "started_at": finished - timedelta(milliseconds=400 + 100 * i),
                      "trades_written_at": finished - timedelta(milliseconds=100),
                      "records": 120 + i, "trades": 119 + i, "rejected": 1,
@@ -92,7 +138,8 @@ def insert(session, table: str, rows: list[dict[str, Any]]) -> None:
 def keyspace(make_keyspace, cassandra_session) -> str:
     name = make_keyspace()
     session = cassandra_session.cluster.connect(name)
-    for table, rows in (("trades", trades()), ("minute_trades", minutes()),
+    for table, rows in (("trades", trades()), ("candles", candles()),
+                        ("ticker_24h", tickers()), ("symbols", symbol_rows()),
                         ("moving_means", means()), ("rejected_records", rejected()),
                         ("stream_progress", progress())):
         insert(session, table, rows)
@@ -142,25 +189,43 @@ def of(symbol: str, rows: list[dict]) -> list[dict]:
     return [r for r in rows if r["symbol"] == symbol]
 
 
-def expected() -> dict[str, list]:
-    t, m, mm, rj = trades(), minutes(), means(), rejected()
+def of_resolution(resolution: str, rows: list[dict] | None = None) -> list[dict]:
+    return [r for r in (rows or candles()) if r["resolution"] == resolution]
+
+
+def candle_panels(resolution: str) -> dict[str, list]:
+    """The market overview's candle panels at one resolution: a frame per symbol."""
+    rows = of_resolution(resolution)
     ohlc = {"open": "open_price", "high": "high_price", "low": "low_price",
             "close": "close_price", "volume": "total_volume"}
+    return {
+        f"Volatility: standard deviation of log returns ({resolution} candles)": frames_of(
+            rows, ["symbol", "log_return_stddev", "window_start"], sort="window_start"),
+        f"Volatility: Parkinson ({resolution} candles)": frames_of(
+            rows, ["symbol", "parkinson_volatility", "window_start"], sort="window_start"),
+        **{f"{s}: OHLC, VWAP and volume ({resolution})": frames_of(
+            of(s, rows), ["symbol", "open", "high", "low", "close", "volume", "vwap",
+                          "window_start"], sort="window_start", rename=ohlc) for s in SYMBOLS},
+        f"Trades per candle ({resolution})": frames_of(
+            as_float(rows, "trade_count"), ["symbol", "trade_count", "window_start"],
+            sort="window_start"),
+    }
+
+
+def expected() -> dict[str, list]:
+    t, mm, rj = trades(), means(), rejected()
+    ticker_columns = ["symbol", "last_price", "price_change", "price_change_pct", "high_price",
+                      "low_price", "total_volume", "quote_volume", "trade_count", "vwap",
+                      "last_trade_ts"]
     delays = [{**r, "delay_ms": 50.0} for r in t]
     count = [{"kafka_topic": "Market", "rejected": 2.0,
               "seen_at": max(r["seen_at"] for r in rj)}]
     return {
-        "Latest price": frames_of(t, ["symbol", "price", "trade_ts"], latest="trade_ts"),
-        "Trades per minute": frames_of(as_float(m, "trade_count"),
-                                       ["symbol", "trade_count", "window_start"],
-                                       sort="window_start"),
-        **{title: frames_of(m, ["symbol", column, "window_start"], sort="window_start")
-           for title, column in (("Average price per minute", "avg_price"),
-                                 ("Volume per minute", "total_volume"),
-                                 ("VWAP per minute", "vwap"))},
-        **{f"OHLC, VWAP and volume: {s}": frames_of(
-            of(s, m), ["symbol", "open", "high", "low", "close", "volume", "vwap",
-                       "window_start"], sort="window_start", rename=ohlc) for s in SYMBOLS},
+        # One merged frame in the order of the IN list; the table sorts it on screen.
+        "Markets: last 24 hours": [("AAPL", ticker_columns, [
+            tuple(r[c] for c in ticker_columns)
+            for r in sorted(as_float(tickers(), "trade_count"), key=lambda r: r["symbol"])])],
+        **candle_panels("1m"),
         "Latest trades": frames_of(t, ["symbol", "trade_ts", "price", "volume",
                                        "kafka_partition", "kafka_offset"],
                                    merged=True, sort="trade_ts"),
@@ -171,17 +236,17 @@ def expected() -> dict[str, list]:
         **{f"Moving means: {s}": frames_of(
             of(s, mm), ["symbol", "arithmetic_mean", "geometric_mean", "harmonic_mean",
                         "window_end"], sort="window_end") for s in SYMBOLS},
-        "Arithmetic minus harmonic mean": frames_of(
-            [{**r, "spread": r["arithmetic_mean"] - r["harmonic_mean"]} for r in mm],
-            ["symbol", "spread", "window_end"], sort="window_end"),
+        "Arithmetic over harmonic mean, %": frames_of(
+            [{**r, "spread_pct": (r["arithmetic_mean"] - r["harmonic_mean"]) * 100.0
+              / r["arithmetic_mean"]} for r in mm],
+            ["symbol", "spread_pct", "window_end"], sort="window_end"),
         "Trades per window": frames_of(as_float(mm, "trade_count"),
                                        ["symbol", "trade_count", "window_end"],
                                        sort="window_end"),
         "Rejected records today": frames_of(count, ["kafka_topic", "rejected", "seen_at"]),
-        "Freshness: newest minute per symbol": frames_of(
-            as_float(m, "trade_count"), ["symbol", "window_start", "trade_count",
-                                         "close_price"],
-            latest="window_start", merged=True, sort="window_start"),
+        "Freshness: newest trade per symbol": frames_of(
+            symbol_rows(), ["symbol", "last_trade_ts", "last_price", "first_trade_ts"],
+            merged=True, sort="last_trade_ts"),
         "Ingest delay (venue to producer)": frames_of(delays, ["symbol", "delay_ms", "trade_ts"],
                                                       sort="trade_ts"),
         **progress_panels(),
@@ -218,8 +283,16 @@ def progress_panels() -> dict[str, list]:
 
 
 def actual(data: PanelData) -> list[tuple[str, list[str], list[tuple]]]:
-    return [(f.name, [x.name for x in f.fields],
-             list(zip(*(x.values for x in f.fields), strict=True))) for f in data.frames]
+    """The panel's frames. A series panel reading several partitions (the day, month and
+    year buckets on both sides of a midnight) gets them in the order Cassandra returns the
+    partitions, which a graph does not show: its frames and points are put in name and
+    newest-first order; a table keeps the order it displays."""
+    frames = [(f.name, [x.name for x in f.fields],
+               list(zip(*(x.values for x in f.fields), strict=True))) for f in data.frames]
+    if data.kind in ("timeseries", "candlestick"):
+        frames = sorted((name, columns, sorted(rows, key=lambda r: r[-1], reverse=True))
+                        for name, columns, rows in frames)
+    return frames
 
 
 def title_of(data: PanelData) -> str:
@@ -267,8 +340,8 @@ def test_an_empty_keyspace_fails_and_names_every_empty_panel(
     caplog.set_level(logging.ERROR, logger="grafana.render")
     assert main(config(tmp_path, stack, make_keyspace())) == 1
     failed = [r.getMessage() for r in caplog.records if "panel failed" in r.getMessage()]
-    # Every panel of every dashboard: 6 + 2 repeat clones, 3 + 2 clones, 4 + 6.
-    assert len(failed) == 23, failed
+    # Every panel of every dashboard: 5 + 2 repeat clones, 3 + 2 clones, 10.
+    assert len(failed) == 22, failed
     assert all("returned no rows" in message for message in failed)
     # The pictures are still written, with the errors drawn in place.
     assert len(list(tmp_path.glob("*.png"))) == 3
@@ -310,6 +383,60 @@ def test_a_variable_no_dashboard_has_is_refused(tmp_path: Path, stack, keyspace:
     assert main(config(tmp_path, stack, keyspace, variables={"nope": ("x",)})) == 2
 
 
-def test_a_date_partition_from_the_range_end(source: CassandraSource) -> None:
-    # Sanity of the seed itself: the range ends on the day the rows were written.
-    assert datetime.fromisoformat(TO).date() == date(2024, 3, 1) == BASE.date()
+def test_the_seed_crosses_utc_midnight_and_a_year() -> None:
+    # Sanity of the seed itself: the range starts on one UTC year and ends in the next.
+    start, end = datetime.fromisoformat(FROM), datetime.fromisoformat(TO)
+    assert (start.date(), end.date()) == (date(2023, 12, 31), date(2024, 1, 1))
+
+
+@pytest.mark.parametrize("viewer", VIEWERS)
+def test_every_row_whatever_the_viewers_time_zone(source: CassandraSource, viewer: str) -> None:
+    """Viewed from UTC+9 and UTC-8, where the range's calendar days differ from UTC's,
+    every panel returns the same rows as from UTC."""
+    want = expected()
+    for _, dashboard in load_dashboards(DASHBOARDS):
+        time_range = time_range_of(dashboard, FROM, TO, BASE)
+        data = dashboard_data(dashboard, {"symbol": SYMBOLS}, time_range, source.run,
+                              source.variable_options, browser_zone(viewer))
+        assert data.errors == []
+        for panel in data.panels:
+            assert actual(panel) == want[title_of(panel)], (viewer, title_of(panel))
+
+
+@pytest.mark.parametrize("viewer", VIEWERS)
+def test_a_browser_date_format_would_miss_the_other_days_rows(
+        source: CassandraSource, viewer: str) -> None:
+    """The bound the panels used before: a custom date format, in the browser's time.
+    From Tokyo both ends fall on 2024-01-01 and the trades of 2023-12-31 are missed;
+    from Los Angeles both fall on 2023-12-31 and those of 2024-01-01 are."""
+    panel = {"type": "table", "title": "old", "gridPos": {"x": 0, "y": 0, "w": 24, "h": 6},
+             "targets": [{"refId": "A", "rawQuery": True, "queryType": "query",
+                          "datasource": {"type": "hadesarchitect-cassandra-datasource"},
+                          "target": "SELECT symbol, trade_ts FROM trades WHERE symbol = 'AAPL'"
+                                    " AND trade_date IN ('${__from:date:YYYY-MM-DD}', "
+                                    "'${__to:date:YYYY-MM-DD}')"}]}
+    dashboard = {"uid": "old", "timezone": "utc", "panels": [panel]}
+    time_range = time_range_of(dashboard, FROM, TO, BASE)
+    data = dashboard_data(dashboard, {}, time_range, source.run, source.variable_options,
+                          browser_zone(viewer))
+    seen = {ts.date() for frame in data.panels[0].frames
+            for ts in frame.fields[1].values}
+    missed = date(2023, 12, 31) if viewer == "Asia/Tokyo" else date(2024, 1, 1)
+    assert seen == {date(2023, 12, 31), date(2024, 1, 1)} - {missed}
+
+
+@pytest.mark.parametrize("resolution", sorted(CANDLE_STARTS))
+def test_the_resolution_picker_reads_its_candles_across_buckets(
+        source: CassandraSource, resolution: str) -> None:
+    """Over two UTC days, every resolution's candles on both sides of the day, month and
+    year boundary come back, and nothing of another resolution."""
+    dashboard = dict(load_dashboards(DASHBOARDS))[DASHBOARDS / "market-overview.json"]
+    time_range = time_range_of(dashboard, "2023-12-31T00:00:00Z", "2024-01-01T23:59:59Z", BASE)
+    data = dashboard_data(dashboard, {"symbol": SYMBOLS, "resolution": (resolution,)},
+                          time_range, source.run, source.variable_options,
+                          browser_zone(VIEWERS[0]))
+    want = candle_panels(resolution)
+    panels = {title_of(p): p for p in data.panels if title_of(p) in want}
+    assert sorted(panels) == sorted(want)
+    for title, panel in panels.items():
+        assert panel.error is None and actual(panel) == want[title], title
