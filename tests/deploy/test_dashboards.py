@@ -12,6 +12,7 @@ must come back as (series id, numbers as float..., timestamp).
 from __future__ import annotations
 
 import configparser
+import json
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -32,6 +33,8 @@ from deploy_files import (
 )
 
 import contract
+from jobs.candle_levels import retention
+from jobs.candles import RESOLUTIONS, bucket, bucket_unit
 
 TARGETS = targets()
 # Panels whose rows are plotted as series: (id, numeric..., timestamp) without nulls.
@@ -47,7 +50,8 @@ def test_the_dashboards_defaults_are_the_contracts() -> None:
     # The topic the pipeline writes, the moving-means window shape the job computes by
     # default, and the job name the stream job records its progress under.
     values = {var["name"]: var.get("query") for _, dashboard in dashboards()
-              for var in dashboard["templating"]["list"] if var["name"] != "symbol"}
+              for var in dashboard["templating"]["list"]
+              if var["name"] not in ("symbol", "resolution", "days", "candle_buckets")}
     assert values == {"topic": contract.TOPIC,
                       "window_seconds": str(int(contract.MOVING_WINDOW.total_seconds())),
                       "slide_seconds": str(int(contract.MOVING_SLIDE.total_seconds()))}
@@ -119,19 +123,120 @@ def test_target_follows_the_plugin_contract(
         assert bounded, cql
 
 
-def test_queries_use_the_symbol_variable_and_date_buckets() -> None:
+def test_queries_use_the_symbol_variable_and_utc_buckets() -> None:
     for _, dashboard in dashboards():
         names = {var["name"] for var in dashboard["templating"]["list"]}
         assert "symbol" in names
         for panel in panels(dashboard):
             for target in panel.get("targets", []):
                 cql = target["target"]
-                if "FROM trades" in cql or "FROM minute_trades" in cql or "moving_means" in cql:
+                if any(f"FROM {t} " in cql for t in ("trades", "candles", "moving_means",
+                                                     "ticker_24h", "symbols")):
                     assert "symbol IN (${symbol:singlequote})" in cql, cql
                 if "FROM trades" in cql:
-                    assert "trade_date" in cql and "${__to:date:YYYY-MM-DD}" in cql, cql
+                    assert "trade_date IN (${days})" in cql, cql
                 if "FROM rejected_records" in cql:
-                    assert "kafka_date = '${__to:date:YYYY-MM-DD}'" in cql, cql
+                    assert "kafka_date = toDate($__timeTo)" in cql, cql
+
+
+# Sub-minute candles are for short views: the panels read the last 8 UTC days of them.
+SUB_MINUTE_VIEW = timedelta(days=8)
+LOADED = {path.stem: dashboard for path, dashboard in dashboards()}
+
+
+def queries(dashboard: dict) -> list[str]:
+    return [t["target"] for p in panels(dashboard) for t in p.get("targets", [])]
+
+
+def variable(dashboard: dict, name: str) -> dict:
+    return next(v for v in dashboard["templating"]["list"] if v["name"] == name)
+
+
+@pytest.mark.parametrize("name", sorted(LOADED))
+def test_symbols_come_from_the_symbols_table(name: str) -> None:
+    symbol = variable(LOADED[name], "symbol")
+    assert symbol["type"] == "query" and symbol["query"]["query"] == "SELECT symbol FROM symbols"
+    assert symbol["multi"] and symbol["includeAll"] and symbol["refresh"] == 2
+    # No symbol is written into any dashboard: not as options, not in a query.
+    text = json.dumps(LOADED[name])
+    for known in ("AAPL", "MSFT", "BINANCE:", "OANDA:"):
+        assert known not in text, known
+
+
+@pytest.mark.parametrize("name", sorted(LOADED))
+def test_no_bound_depends_on_the_viewers_time_zone(name: str) -> None:
+    # Custom date formats are interpolated in the browser's time zone.
+    for cql in queries(LOADED[name]):
+        assert not re.search(r"__(from|to):date:(?!iso\b|seconds\b)", cql), cql
+        for column in ("trade_date", "kafka_date", "day"):
+            for bound in re.findall(rf"\b{column}\s*(?:=|IN)\s*(\([^)]*\)|\S+)", cql):
+                assert "toDate($__time" in bound or bound == "(${days})", (column, cql)
+
+
+def test_every_candle_query_binds_the_partition_key() -> None:
+    overview = LOADED["market-overview"]
+    candle_queries = [q for q in queries(overview) if " FROM candles " in q]
+    assert len(candle_queries) == 4
+    for cql in candle_queries:
+        assert "symbol IN (${symbol:singlequote})" in cql
+        assert "resolution = '${resolution}'" in cql
+        assert "bucket IN (${candle_buckets})" in cql
+        assert "window_start >= $__timeFrom AND window_start <= $__timeTo" in cql
+
+
+def top_level(terms: str) -> list[str]:
+    """A CQL term list split at the commas outside parentheses."""
+    out, depth, current = [], 0, ""
+    for char in terms:
+        depth += {"(": 1, ")": -1}.get(char, 0)
+        if char == "," and depth == 0:
+            out.append(current.strip())
+            current = ""
+        else:
+            current += char
+    return [*out, current.strip()]
+
+
+def reach(buckets: str, unit: str) -> int:
+    """How many buckets of a unit back from the range end's the list names (0 = its own)."""
+    base = {"day": r"toDate\(\$__timeTo\)", "month": r"toDate\(floor\(\$__timeTo, 1mo\)\)",
+            "year": r"toDate\(floor\(\$__timeTo, 1y\)\)"}[unit]
+    step = {"day": "d", "month": "mo", "year": "y"}[unit]
+    terms = top_level(buckets)
+    own = [t for t in terms if re.fullmatch(base, t)]
+    back = sorted(int(m[1]) for t in terms if (m := re.fullmatch(rf"{base} - (\d+){step}", t)))
+    assert len(own) == 1 and back == list(range(1, len(back) + 1)), (unit, terms)
+    return len(back)
+
+
+def test_the_bucket_list_reaches_as_far_back_as_candles_are_kept() -> None:
+    buckets = variable(LOADED["market-overview"], "candle_buckets")["query"]
+    days, months, years = (reach(buckets, u) for u in ("day", "month", "year"))
+    assert len(top_level(buckets)) == 3 + days + months + years
+    for resolution in RESOLUTIONS:
+        kept = retention(resolution)
+        unit = bucket_unit(resolution)
+        if unit == "day":
+            # A range of up to 8 days ending anywhere: every day it touches.
+            assert timedelta(days=days) >= min(kept, SUB_MINUTE_VIEW) - timedelta(days=1)
+        elif unit == "month":
+            # A candle kept a year lives in one of the 13 months up to the range end's.
+            assert months >= 12 and kept <= timedelta(days=366), resolution
+        else:
+            assert years >= kept.days // 365, resolution
+
+
+def test_the_resolution_picker_offers_the_jobs_default_resolutions() -> None:
+    from contract import CANDLE_RESOLUTIONS
+
+    picker = variable(LOADED["market-overview"], "resolution")
+    assert picker["query"].split(",") == CANDLE_RESOLUTIONS.split(",")
+    assert picker["current"]["value"] == "1m" and LOADED["market-overview"]["time"] == {
+        "from": "now-1h", "to": "now"}
+    # Each range link sets a resolution the picker offers.
+    for link in LOADED["market-overview"]["links"]:
+        if link["type"] == "link":
+            assert re.search(r"var-resolution=(\w+)", link["url"])[1] in picker["query"]
 
 
 # ---------------------------------------------------------------- against Cassandra
@@ -141,7 +246,9 @@ END = datetime(2024, 3, 1, 0, 30, tzinfo=timezone.utc)
 START = END - timedelta(hours=1)
 TO_DAY = END.date()
 SYMBOLS = ("BINANCE:BTCUSDT", "AAPL")  # the symbols selected on the dashboards
-OTHER_SYMBOL = "MSFT"  # offered by the dashboards, not selected
+OTHER_SYMBOL = "MSFT"  # in market.symbols, not selected
+RESOLUTION = "1m"  # the resolution picker's default
+OTHER_RESOLUTION = "5m"  # stored, not picked
 OTHER_TOPIC = "Other"
 OTHER_JOB = "other_job"
 WINDOW_S = int(contract.MOVING_WINDOW.total_seconds())
@@ -176,8 +283,9 @@ class TradeRow:
 
 
 @dataclass(frozen=True)
-class MinuteRow:
+class CandleRow:
     symbol: str
+    resolution: str
     start: datetime
     count: int
     base: float  # open; the other prices are offsets from it
@@ -188,6 +296,25 @@ class MinuteRow:
     close = property(lambda self: self.base + 1.0)
     volume = property(lambda self: self.count * 1.5)
     vwap = property(lambda self: self.base + 0.75)
+    stddev = property(lambda self: 0.001 * self.count)
+    parkinson = property(lambda self: 0.002 * self.count)
+
+
+@dataclass(frozen=True)
+class TickerRow:
+    symbol: str
+    last_ts: datetime
+    open: float
+    last: float
+    count: int
+
+    change = property(lambda self: self.last - self.open)
+    change_pct = property(lambda self: 100.0 * (self.last - self.open) / self.open)
+    high = property(lambda self: max(self.open, self.last) + 1.0)
+    low = property(lambda self: min(self.open, self.last) - 1.0)
+    volume = property(lambda self: 2.0 * self.count)
+    quote_volume = property(lambda self: 2.0 * self.count * self.open)
+    vwap = property(lambda self: (self.open + self.last) / 2)
 
 
 @dataclass(frozen=True)
@@ -232,8 +359,11 @@ SEEDED = tuple(enumerate((*SYMBOLS, OTHER_SYMBOL)))
 TRADES = [TradeRow(symbol, ago(m), 100.0 * (k + 1) + n + 0.25, 1.5 + n, k, 10 * k + n,
                    40 + 7 * n)
           for k, symbol in SEEDED for n, m in enumerate(AGO)]
-MINUTES = [MinuteRow(symbol, ago(m), 7 + 10 * k + n, 100.0 * (k + 1) + n)
+CANDLES = [CandleRow(symbol, resolution, ago(m), 7 + 10 * k + n + j, 100.0 * (k + 1) + n)
+           for j, resolution in enumerate((RESOLUTION, OTHER_RESOLUTION))
            for k, symbol in SEEDED for n, m in enumerate(AGO)]
+TICKERS = [TickerRow(symbol, ago(10), 100.0 * (k + 1), 100.0 * (k + 1) + 3 - 5 * k, 50 + k)
+           for k, symbol in SEEDED]
 MOVING = [MovingRow(symbol, WINDOW_S, SLIDE_S, ago(m), 40 + 10 * k + n,
                     100.0 * (k + 1) + n + 0.3, 100.0 * (k + 1) + n + 0.2,
                     100.0 * (k + 1) + n + 0.1)
@@ -261,13 +391,32 @@ def seed(session: Any) -> None:
             " price, volume, ingest_ts, kafka_topic) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
             (t.symbol, t.ts.date(), t.ts, t.partition, t.offset, t.price, t.volume,
              t.ts + timedelta(milliseconds=t.delay_ms), contract.TOPIC))
-    for m in MINUTES:
+    for c in CANDLES:
         session.execute(
-            "INSERT INTO minute_trades (symbol, window_start, window_end, trade_count, avg_price,"
-            " open_price, high_price, low_price, close_price, total_volume, vwap)"
-            " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
-            (m.symbol, m.start, m.start + timedelta(minutes=1), m.count, m.avg, m.base, m.high,
-             m.low, m.close, m.volume, m.vwap))
+            "INSERT INTO candles (symbol, resolution, bucket, window_start, window_end,"
+            " trade_count, open_price, high_price, low_price, close_price, total_volume,"
+            " avg_price, vwap, log_return_stddev, parkinson_volatility)"
+            " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+            (c.symbol, c.resolution, bucket(c.resolution, c.start), c.start,
+             c.start + RESOLUTIONS[c.resolution], c.count, c.base, c.high, c.low, c.close,
+             c.volume, c.avg, c.vwap, c.stddev, c.parkinson))
+    for t in TICKERS:
+        session.execute(
+            "INSERT INTO ticker_24h (symbol, last_price, last_trade_ts, open_price, high_price,"
+            " low_price, price_change, price_change_pct, total_volume, quote_volume,"
+            " trade_count, vwap, window_start, window_end)"
+            " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+            (t.symbol, t.last, t.last_ts, t.open, t.high, t.low, t.change, t.change_pct,
+             t.volume, t.quote_volume, t.count, t.vwap, t.last_ts - timedelta(days=1),
+             t.last_ts))
+    for _, symbol in SEEDED:
+        mine = [t for t in TRADES if t.symbol == symbol]
+        last = max(mine, key=lambda t: t.ts)
+        session.execute(
+            "INSERT INTO symbols (symbol, first_trade_ts, last_trade_ts, last_price,"
+            " last_kafka_partition, last_kafka_offset) VALUES (%s, %s, %s, %s, %s, %s)",
+            (symbol, min(t.ts for t in mine), last.ts, last.price, last.partition,
+             last.offset))
     for w in MOVING:
         session.execute(
             "INSERT INTO moving_means (symbol, window_seconds, slide_seconds, window_end,"
@@ -309,8 +458,9 @@ def expected_rows() -> dict[str, list[tuple[Any, ...]]]:
     ts = utc_naive
     trades = [t for t in TRADES if t.symbol in SYMBOLS]
     trades_in_range = [t for t in trades if in_range(t.ts)]
-    minutes = [m for m in MINUTES if m.symbol in SYMBOLS]
-    minutes_in_range = [m for m in minutes if in_range(m.start)]
+    candles = [c for c in CANDLES if c.symbol in SYMBOLS and c.resolution == RESOLUTION
+               and in_range(c.start)]
+    tickers = [t for t in TICKERS if t.symbol in SYMBOLS]
     moving = [w for w in MOVING if w.symbol in SYMBOLS and (w.window_s, w.slide_s) == (
         WINDOW_S, SLIDE_S)]
     moving_in_range = [w for w in moving if in_range(w.end)]
@@ -318,20 +468,18 @@ def expected_rows() -> dict[str, list[tuple[Any, ...]]]:
     batches = [b for b in BATCHES if b.job == contract.QUERY_NAME and in_range(b.finished)]
     ov, mm, ph = "market-overview.json", "moving-means.json", "pipeline-health.json"
     return {
-        f"{ov}:Latest price (stat):A": [
-            (t.symbol, t.price, ts(t.ts))
-            for t in newest([t for t in trades if t.ts.date() == TO_DAY], lambda t: t.ts)],
-        f"{ov}:Trades per minute (timeseries):A": [
-            (m.symbol, float(m.count), ts(m.start)) for m in minutes_in_range],
-        f"{ov}:Average price per minute (timeseries):A": [
-            (m.symbol, m.avg, ts(m.start)) for m in minutes_in_range],
-        f"{ov}:Volume per minute (timeseries):A": [
-            (m.symbol, m.volume, ts(m.start)) for m in minutes_in_range],
-        f"{ov}:VWAP per minute (timeseries):A": [
-            (m.symbol, m.vwap, ts(m.start)) for m in minutes_in_range],
-        f"{ov}:OHLC, VWAP and volume: $symbol (candlestick):A": [
-            (m.symbol, m.base, m.high, m.low, m.close, m.volume, m.vwap, ts(m.start))
-            for m in minutes_in_range],
+        f"{ov}:Markets: last 24 hours (table):A": [
+            (t.symbol, t.last, t.change, t.change_pct, t.high, t.low, t.volume,
+             t.quote_volume, float(t.count), t.vwap, ts(t.last_ts)) for t in tickers],
+        f"{ov}:Volatility: standard deviation of log returns ($resolution candles)"
+        " (timeseries):A": [(c.symbol, c.stddev, ts(c.start)) for c in candles],
+        f"{ov}:Volatility: Parkinson ($resolution candles) (timeseries):A": [
+            (c.symbol, c.parkinson, ts(c.start)) for c in candles],
+        f"{ov}:$symbol: OHLC, VWAP and volume ($resolution) (candlestick):A": [
+            (c.symbol, c.base, c.high, c.low, c.close, c.volume, c.vwap, ts(c.start))
+            for c in candles],
+        f"{ov}:Trades per candle ($resolution) (timeseries):A": [
+            (c.symbol, float(c.count), ts(c.start)) for c in candles],
         f"{ov}:Latest trades (table):A": [
             (t.symbol, ts(t.ts), t.price, t.volume, t.partition, t.offset)
             for t in trades_in_range],
@@ -341,8 +489,9 @@ def expected_rows() -> dict[str, list[tuple[Any, ...]]]:
         f"{mm}:Moving means: $symbol (timeseries):A": [
             (w.symbol, w.arithmetic, w.geometric, w.harmonic, ts(w.end))
             for w in moving_in_range],
-        f"{mm}:Arithmetic minus harmonic mean (timeseries):A": [
-            (w.symbol, w.arithmetic - w.harmonic, ts(w.end)) for w in moving_in_range],
+        f"{mm}:Arithmetic over harmonic mean, % (timeseries):A": [
+            (w.symbol, (w.arithmetic - w.harmonic) * 100.0 / w.arithmetic, ts(w.end))
+            for w in moving_in_range],
         f"{mm}:Trades per window (timeseries):A": [
             (w.symbol, float(w.count), ts(w.end)) for w in moving_in_range],
         f"{ph}:Rejected records today (stat):A": [
@@ -351,9 +500,9 @@ def expected_rows() -> dict[str, list[tuple[Any, ...]]]:
         f"{ph}:Rejected records today (table):A": [
             (r.topic, r.partition, r.offset, ts(r.kafka_ts), ts(r.seen_at), r.reason)
             for r in rejected_today],
-        f"{ph}:Freshness: newest minute per symbol (table):A": [
-            (m.symbol, ts(m.start), float(m.count), m.close)
-            for m in newest(minutes, lambda m: m.start)],
+        f"{ph}:Freshness: newest trade per symbol (table):A": [
+            (t.symbol, ts(t.ts), t.price, ts(min(u.ts for u in trades if u.symbol == t.symbol)))
+            for t in newest(trades, lambda t: t.ts)],
         f"{ph}:Ingest delay (venue to producer) (timeseries):A": [
             (t.symbol, float(t.delay_ms), ts(t.ts)) for t in trades_in_range],
         f"{ph}:Throughput: trades written per second (timeseries):A": [
@@ -383,21 +532,27 @@ def test_every_query_has_its_expected_rows() -> None:
     assert all(EXPECTED.values())
 
 
+def constants() -> dict[str, str]:
+    """The dashboards' hidden constants: Grafana inserts their text as it is."""
+    return {var["name"]: var["query"] for _, dashboard in dashboards()
+            for var in dashboard["templating"]["list"] if var["type"] == "constant"}
+
+
 def render(cql: str, start: datetime, end: datetime) -> str:
     """The statement Cassandra receives: variables as Grafana interpolates them,
     then the macros as the plugin replaces them (epoch milliseconds)."""
     variables: dict[str, Callable[[str], str]] = {
         "symbol": lambda fmt: ",".join(f"'{s}'" for s in SYMBOLS),
         "topic": lambda fmt: f"'{contract.TOPIC}'",
-        "__from": lambda fmt: start.strftime("%Y-%m-%d"),
-        "__to": lambda fmt: end.strftime("%Y-%m-%d"),
+        "resolution": lambda fmt: RESOLUTION,
         "window_seconds": lambda fmt: str(WINDOW_S),
         "slide_seconds": lambda fmt: str(SLIDE_S),
+        **{name: (lambda fmt, text=text: text) for name, text in constants().items()},
     }
 
     def variable(match: re.Match[str]) -> str:
         name, fmt = match.group(1), match.group(2) or ""
-        assert fmt in {"", "singlequote", "date:YYYY-MM-DD"}, f"unexpected format {fmt!r}"
+        assert fmt in {"", "singlequote"}, f"unexpected format {fmt!r}"
         return variables[name](fmt)
 
     text = re.sub(r"\$\{(\w+)(?::([^}]*))?\}", variable, cql)
@@ -431,3 +586,12 @@ def test_query_returns_the_seeded_rows(
         # The plugin reads numbers as float64: bigint must have been cast.
         assert values and all(isinstance(v, float) for v in values), row
         assert isinstance(timestamp, datetime), row
+
+
+def test_kubernetes_ships_every_dashboard_file() -> None:
+    """The cluster's Grafana gets the same files `make grafana` provisions."""
+    kustomization = yaml.safe_load((GRAFANA / "kustomization.yaml").read_text())
+    (generated,) = [g for g in kustomization["configMapGenerator"]
+                    if g["name"] == "grafana-dashboards"]
+    assert sorted(generated["files"]) == sorted(
+        f"dashboards/{path.name}" for path, _ in dashboards())
