@@ -8,6 +8,7 @@ in place, like Grafana's red corner, and the error is returned to the caller.
 from __future__ import annotations
 
 import itertools
+import math
 from collections.abc import Sequence
 from datetime import datetime, timedelta, tzinfo
 from pathlib import Path
@@ -22,6 +23,7 @@ from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
+from matplotlib.ticker import FuncFormatter
 
 from grafana.render import frames as fr
 from grafana.render import layout
@@ -44,10 +46,16 @@ def color(name: str | None, fallback: str = TEXT) -> str:
 
 
 def format_value(value: Any, unit: str | None = None, decimals: int | None = None) -> str:
+    """A value as Grafana shows it: `percent` is a number of percent, `percentunit` a
+    fraction shown as percent (0.0123 is 1.23%)."""
     if isinstance(value, datetime):
         return value.strftime("%Y-%m-%d %H:%M:%S")
     if not isinstance(value, (int, float)):
         return str(value)
+    if unit in ("percent", "percentunit"):
+        shown = value * 100 if unit == "percentunit" else value
+        digits = 2 if decimals is None else decimals
+        return "NaN" if math.isnan(shown) else f"{shown:.{digits}f}%"
     if decimals is None:
         decimals = 0 if float(value).is_integer() else 2 if abs(value) >= 1 else 4
     suffix = ""
@@ -62,6 +70,24 @@ def format_value(value: Any, unit: str | None = None, decimals: int | None = Non
 
 def _defaults(panel: dict[str, Any]) -> dict[str, Any]:
     return (panel.get("fieldConfig") or {}).get("defaults") or {}
+
+
+def field_units(panel: dict[str, Any]) -> dict[str, str]:
+    """unit overrides matched by field name."""
+    units = {}
+    for rule in (panel.get("fieldConfig") or {}).get("overrides", []):
+        matcher = rule.get("matcher") or {}
+        for prop in rule.get("properties", []):
+            if matcher.get("id") == "byName" and prop.get("id") == "unit":
+                units[str(matcher.get("options"))] = str(prop.get("value"))
+    return units
+
+
+def _value_axis(ax: Axes, unit: str | None) -> None:
+    """Tick labels in the panel's unit where it changes the number shown."""
+    if unit in ("percent", "percentunit"):
+        ax.yaxis.set_major_formatter(FuncFormatter(
+            lambda v, _: format_value(v, unit, 3 if unit == "percentunit" else 1)))
 
 
 def overrides(panel: dict[str, Any]) -> dict[str, str]:
@@ -120,6 +146,7 @@ def draw_timeseries(ax: Axes, data: PanelData, dash: DashboardData) -> None:
         else:
             ax.plot(times, values, color=c, linewidth=1.2, label=name)
     _time_axis(ax, data, dash.time_range.start, dash.time_range.end, dash.zone)
+    _value_axis(ax, _defaults(data.placed.panel).get("unit"))
     _legend(ax, data)
 
 
@@ -281,7 +308,10 @@ def draw_table(ax: Axes, data: PanelData, dash: DashboardData, height_px: float)
     headers, rows = table_rows(data, dash.zone)
     rules = cell_rules(data.placed.panel)
     fields = [f.name for f in frame.fields]
-    cells = [[format_value(value) for value in row] for row in rows]
+    units = field_units(data.placed.panel)
+    cells = [[format_value(value, units.get(name)) for name, value in zip(fields, row,
+                                                                         strict=True)]
+             for row in rows]
     fit = max(1, int(height_px // 19) - 2)
     shown = cells[:fit]
     widths = [max(len(h), *(len(r[c]) for r in shown)) + 2 for c, h in enumerate(headers)]

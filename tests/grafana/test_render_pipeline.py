@@ -27,7 +27,7 @@ pytestmark = pytest.mark.integration
 SYMBOLS = ("AAPL", "MSFT", "BINANCE:BTCUSDT", "OANDA:EUR_USD")
 TRADES = 1200
 EVENT_SPAN = timedelta(minutes=20)
-README_SCALE = 0.55
+README_SCALE = 0.5
 
 
 def event_start(now: datetime) -> datetime:

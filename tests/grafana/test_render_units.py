@@ -345,3 +345,13 @@ def test_a_table_sorts_by_its_sort_by_option_and_colours_by_thresholds() -> None
     with pytest.raises(RenderError, match="sortBy names no column"):
         table_rows(PanelData(layout.PlacedPanel(bad, layout.Grid(0, 0, 24, 6)), "t",
                              (frame,)), UTC)
+
+
+def test_percent_units_are_shown_as_grafana_does() -> None:
+    from grafana.render.draw import format_value
+
+    # percent: the number is already percent; percentunit: a fraction.
+    assert format_value(1.5, "percent") == "1.50%"
+    assert format_value(0.0123, "percentunit") == "1.23%"
+    assert format_value(float("nan"), "percentunit") == "NaN"
+    assert format_value(1234.0, "short") == "1.2 K"
