@@ -28,7 +28,8 @@ On the running local stack, with a fresh topic and keyspace:
    sent but the topic does not hold, and the reverse.
 The summary: the job's largest RSS (VmRSS sampled every second) against
 --rss-limit-mib, the live heap at the start and the end of the last --heap-window
-seconds and its growth (target at most 5%), the trade p99 per interval, lost and
+seconds and its growth (target at most 5%; the old generation after the forced
+collection, which holds every object the collection kept), the trade p99 per interval, lost and
 duplicated trades (target 0 and 0). Written to soak.json; the exit code is 1 when a
 target is missed. The topic and keyspace are dropped at the end, whatever happened.
 """
@@ -192,13 +193,18 @@ def summarize(samples: Sequence[Mapping[str, Any]], job_rss_max_mib: float,
             "from_min": change.start_min, "to_min": change.end_min,
             "from_mib": round(change.start_mib, 1), "to_mib": round(change.end_mib, 1),
             "growth_pct": round(change.pct, 2)}
-    live = heaps["heap_live_mib"]
+    # The live set is the old generation right after the forced collection: a full
+    # collection of the parallel collector compacts every object it keeps into the old
+    # generation, so what the young one holds when heap_info runs a moment later is new
+    # allocation, which wanders with the load (young plus old is reported beside it).
+    live = heaps["heap_old_mib"]
     targets = {"rss_below_limit": job_rss_max_mib < rss_limit_mib,
                "heap_growth_within_target": (live is not None
                                              and live["growth_pct"] <= HEAP_GROWTH_TARGET_PCT),
                "nothing_lost": lost == 0, "nothing_duplicated": duplicated == 0}
     return {"job_rss_max_mib": round(job_rss_max_mib, 1), "rss_limit_mib": rss_limit_mib,
-            "heap_window_min": window_s / 60, "live_heap": live, "old_gen": heaps["heap_old_mib"],
+            "heap_window_min": window_s / 60, "live_heap": live,
+            "heap_after_gc": heaps["heap_live_mib"],
             "trade_p99_ms": [s["trade_p99_ms"] for s in samples],
             **counts, "lost": lost, "duplicated": duplicated,
             "targets": targets, "targets_met": all(targets.values())}
@@ -229,7 +235,8 @@ def print_summary(result: Mapping[str, Any]) -> None:
     print(f"job RSS (driver + JVM): at most {result['job_rss_max_mib']:,.0f} MiB, {below}"
           f" the limit of {result['rss_limit_mib']:,.0f} MiB, at"
           f" {result['rss_max_at_min'].get('job', 'n/a')} min ({parts} MiB)")
-    for key, label in (("live_heap", "live heap after a full GC"), ("old_gen", "old gen")):
+    for key, label in (("live_heap", "live heap after a full GC (old generation)"),
+                       ("heap_after_gc", "young plus old just after it")):
         change = result[key]
         print(f"{label}: " + ("n/a" if change is None else
                               f"{change['from_mib']:,.1f} MiB at {change['from_min']} min ->"
