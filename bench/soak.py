@@ -29,8 +29,8 @@ On the running local stack, with a fresh topic and keyspace:
 The summary: the job's largest RSS (VmRSS sampled every second) against
 --rss-limit-mib, the live heap at the start and the end of the last --heap-window
 seconds and its growth (target at most 5%; the old generation after the forced
-collection, which holds every object the collection kept), the trade p99 per interval, lost and
-duplicated trades (target 0 and 0). Written to soak.json; the exit code is 1 when a
+collection, which holds every object the collection kept), the trade p99 per
+interval, lost and duplicated trades (target 0 and 0). Written to soak.json; the exit code is 1 when a
 target is missed. The topic and keyspace are dropped at the end, whatever happened.
 """
 
@@ -224,8 +224,8 @@ def interval_line(sample: Mapping[str, Any]) -> str:
             f" {'n/a' if p99 is None else f'{p99:,.0f} ms'} (worst of {sample['batches']}"
             f" batches), lag {'n/a' if lag is None else f'{lag:,}'} records; RSS job"
             f" {_mib(rss['job'])}, kafka {_mib(rss.get('kafka'))}, cassandra"
-            f" {_mib(rss.get('cassandra'))}; live heap {_mib(sample['heap_live_mib'])}"
-            f" (old {_mib(sample['heap_old_mib'])})")
+            f" {_mib(rss.get('cassandra'))}; live heap {_mib(sample['heap_old_mib'])}"
+            f" (young plus old {_mib(sample['heap_live_mib'])})")
 
 
 def print_summary(result: Mapping[str, Any]) -> None:

@@ -186,7 +186,7 @@ def test_the_interval_line_shows_every_figure_and_what_is_unknown() -> None:
     assert line.startswith(" 10.0 min: 590,000 trades written (600,120 sent), trade p99 400 ms")
     assert "worst of 812 batches" in line and "lag 35 records" in line
     assert "RSS job 1,100 MiB, kafka 700 MiB, cassandra n/a" in line
-    assert "live heap 212 MiB (old 202 MiB)" in line
+    assert "live heap 202 MiB (young plus old 212 MiB)" in line
     unknown = interval_line({**sample(300, None, None), "trades_written": 0, "producer_sent": None,
                              "batches": 0, "kafka_lag_records": None, "rss_mib": {"job": 0.0}})
     assert "(n/a sent), trade p99 n/a" in unknown and "live heap n/a" in unknown
