@@ -31,10 +31,13 @@ def group_pids(pgid: int) -> list[int]:
 
 
 def status_kib(pid: int, field: str) -> int:
-    """A size of /proc/<pid>/status in KiB (VmRSS: resident now; VmHWM: the peak of
-    that), 0 once the process is gone."""
+    """A size of a process in KiB, 0 once it is gone: a /proc/<pid>/status field (VmRSS:
+    resident now; VmHWM: the peak of that), or Pss from /proc/<pid>/smaps_rollup (its
+    resident pages, each shared one divided among the processes that map it: summed over
+    a group, a page its processes share counts once, as a forked child's do)."""
+    source = "smaps_rollup" if field == "Pss" else "status"
     with contextlib.suppress(OSError):
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        for line in Path(f"/proc/{pid}/{source}").read_text().splitlines():
             if line.startswith(f"{field}:"):
                 return int(line.split()[1])
     return 0

@@ -152,16 +152,20 @@ def test_a_clean_hour_meets_every_target() -> None:
     assert result["targets_met"] and all(result["targets"].values())
     # The live heap is the old generation; young plus old is reported beside it.
     assert result["live_heap"] == {"from_min": 30.0, "to_min": 60.0, "from_mib": 194.0,
-                                   "to_mib": 194.0, "growth_pct": 0.0}
+                                   "to_mib": 194.0, "growth_pct": 0.0, "trend_pct": 0.0}
     assert result["heap_after_gc"]["from_mib"] == 204.0
     assert (result["lost"], result["duplicated"]) == (0, 0)
     assert result["trade_p99_ms"] == [400.0] * 12
 
 
 def test_each_missed_target_is_named() -> None:
-    # The old generation grows from 194 to 206.2 MiB: 6.3%.
-    leaking = [*HOUR[:-1], sample(3600, 216.2)]
+    # Over the last 30 minutes the old generation grows by 2% of 190 MiB every sample:
+    # 190, 193.8, ... 212.8, a straight line up 12%.
+    leaking = [*HOUR[:5], *(sample(300 * k, 200.0 + 190 * 0.02 * (k - 6), p99=400.0)
+                            | {"heap_old_mib": 190 * (1 + 0.02 * (k - 6))}
+                            for k in range(6, 13))]
     result = summarize(leaking, 1536.0, 1536, 1800, COUNTS)
+    assert result["live_heap"]["trend_pct"] == pytest.approx(12.0)
     assert result["targets"] == {"rss_below_limit": False, "heap_growth_within_target": False,
                                  "nothing_lost": True, "nothing_duplicated": True}
     assert not result["targets_met"]
@@ -212,9 +216,43 @@ def test_the_rss_peak_says_when_and_which_processes() -> None:
     assert [name for name, _ in sampler.peak_parts["child"]] == ["sleep"]
 
 
+def test_one_high_last_sample_is_noise_not_growth() -> None:
+    """The old generation at 194 MiB for 25 minutes, then 206.2 (+6.3% between the two
+    ends): the fitted line rises 4.09% (slope 1.307 MiB per sample from 191.82)."""
+    jump = [*HOUR[:-1], {**sample(3600, 216.2), "heap_old_mib": 206.2}]
+    heap = summarize(jump, 1200.0, 1536, 1800, COUNTS)["live_heap"]
+    assert heap["growth_pct"] == pytest.approx(6.29, abs=0.01)
+    assert heap["trend_pct"] == pytest.approx(4.09, abs=0.01)
+
+
 def test_young_allocation_alone_is_no_heap_growth() -> None:
     """Young plus old up 20% while the old generation stays: the live set did not grow."""
     noisy = [*HOUR[:-1], {**sample(3600, 204.0 * 1.2), "heap_old_mib": 194.0}]
     result = summarize(noisy, 1200.0, 1536, 1800, COUNTS)
     assert result["targets"]["heap_growth_within_target"]
     assert result["heap_after_gc"]["growth_pct"] == pytest.approx(20.0)
+
+
+def test_pss_counts_the_pages_a_forked_child_shares_once() -> None:
+    """A child forked from this test shares its pages: its VmRSS and the parent's,
+    summed, count them twice; their PSS, summed, about once."""
+    import os
+    import time
+
+    from bench.common import status_kib
+
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: wait until told, without exec (pages stay shared)
+        os.close(write)
+        os.read(read, 1)
+        os._exit(0)
+    os.close(read)
+    try:
+        time.sleep(0.2)
+        rss = status_kib(os.getpid(), "VmRSS") + status_kib(pid, "VmRSS")
+        pss = status_kib(os.getpid(), "Pss") + status_kib(pid, "Pss")
+        assert 0 < pss < 0.8 * rss
+    finally:
+        os.write(write, b"x")
+        os.waitpid(pid, 0)
