@@ -72,15 +72,20 @@ def _defaults(panel: dict[str, Any]) -> dict[str, Any]:
     return (panel.get("fieldConfig") or {}).get("defaults") or {}
 
 
-def field_units(panel: dict[str, Any]) -> dict[str, str]:
-    """unit overrides matched by field name."""
-    units = {}
+def by_name(panel: dict[str, Any], prop_id: str) -> dict[str, str]:
+    """field name -> the value of one property of the panel's byName overrides."""
+    values = {}
     for rule in (panel.get("fieldConfig") or {}).get("overrides", []):
         matcher = rule.get("matcher") or {}
         for prop in rule.get("properties", []):
-            if matcher.get("id") == "byName" and prop.get("id") == "unit":
-                units[str(matcher.get("options"))] = str(prop.get("value"))
-    return units
+            if matcher.get("id") == "byName" and prop.get("id") == prop_id:
+                values[str(matcher.get("options"))] = str(prop.get("value"))
+    return values
+
+
+def field_units(panel: dict[str, Any]) -> dict[str, str]:
+    """unit overrides matched by field name."""
+    return by_name(panel, "unit")
 
 
 def _value_axis(ax: Axes, unit: str | None) -> None:
@@ -92,13 +97,7 @@ def _value_axis(ax: Axes, unit: str | None) -> None:
 
 def overrides(panel: dict[str, Any]) -> dict[str, str]:
     """displayName overrides matched by field name (other overrides are cosmetic)."""
-    names = {}
-    for rule in (panel.get("fieldConfig") or {}).get("overrides", []):
-        matcher = rule.get("matcher") or {}
-        for prop in rule.get("properties", []):
-            if matcher.get("id") == "byName" and prop.get("id") == "displayName":
-                names[str(matcher.get("options"))] = str(prop.get("value"))
-    return names
+    return by_name(panel, "displayName")
 
 
 # --- panels ------------------------------------------------------------------------------
