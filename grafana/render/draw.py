@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from datetime import datetime, timedelta, tzinfo
 from pathlib import Path
 from typing import Any
@@ -72,15 +72,18 @@ def _defaults(panel: dict[str, Any]) -> dict[str, Any]:
     return (panel.get("fieldConfig") or {}).get("defaults") or {}
 
 
+def _by_name_rules(panel: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
+    """(field name, {property id: value}) of each byName override of the panel."""
+    for rule in (panel.get("fieldConfig") or {}).get("overrides", []):
+        if (rule.get("matcher") or {}).get("id") == "byName":
+            yield (str(rule["matcher"].get("options")),
+                   {p.get("id"): p.get("value") for p in rule.get("properties", [])})
+
+
 def by_name(panel: dict[str, Any], prop_id: str) -> dict[str, str]:
     """field name -> the value of one property of the panel's byName overrides."""
-    values = {}
-    for rule in (panel.get("fieldConfig") or {}).get("overrides", []):
-        matcher = rule.get("matcher") or {}
-        for prop in rule.get("properties", []):
-            if matcher.get("id") == "byName" and prop.get("id") == prop_id:
-                values[str(matcher.get("options"))] = str(prop.get("value"))
-    return values
+    return {field: str(props[prop_id]) for field, props in _by_name_rules(panel)
+            if prop_id in props}
 
 
 def field_units(panel: dict[str, Any]) -> dict[str, str]:
@@ -271,16 +274,11 @@ def draw_stat(ax: Axes, data: PanelData, dash: DashboardData) -> None:
 def cell_rules(panel: dict[str, Any]) -> dict[str, dict[str, Any]]:
     """Per field name, the thresholds of a byName override that colours its cells
     (`custom.cellOptions` of type color-text or color-background)."""
-    rules = {}
-    for rule in (panel.get("fieldConfig") or {}).get("overrides", []):
-        matcher = rule.get("matcher") or {}
-        props = {p.get("id"): p.get("value") for p in rule.get("properties", [])}
-        cell = props.get("custom.cellOptions") or {}
-        if matcher.get("id") == "byName" and cell.get("type") in ("color-text",
-                                                                   "color-background"):
-            # Both draw as coloured text here.
-            rules[str(matcher.get("options"))] = {"thresholds": props.get("thresholds") or {}}
-    return rules
+    # Both draw as coloured text here.
+    return {field: {"thresholds": props.get("thresholds") or {}}
+            for field, props in _by_name_rules(panel)
+            if (props.get("custom.cellOptions") or {}).get("type") in ("color-text",
+                                                                       "color-background")}
 
 
 def table_rows(data: PanelData, zone: tzinfo) -> tuple[list[str], list[list[Any]]]:
