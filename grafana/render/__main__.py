@@ -145,12 +145,12 @@ def main(config: RenderConfig) -> int:
     errors: list[str] = []
     try:
         now = datetime.now(timezone.utc)
+        browser = browser_zone(config.browser_timezone)
         for path, dashboard in dashboards:
             try:
                 time_range = time_range_of(dashboard, config.time_from, config.time_to, now)
                 data = dashboard_data(dashboard, config.variables, time_range, source.run,
-                                      source.variable_options,
-                                      browser_zone(config.browser_timezone))
+                                      source.variable_options, browser)
             except RenderError as err:
                 LOG.error("%s: %s", path.name, err)
                 return 2

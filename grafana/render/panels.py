@@ -55,17 +55,20 @@ def machine_zone() -> tzinfo:
     return datetime.now().astimezone().tzinfo or timezone.utc
 
 
+def named_zone(name: str, what: str) -> tzinfo:
+    """An IANA time zone; `what` names the setting in the error."""
+    try:
+        return ZoneInfo(name)
+    except (KeyError, ValueError):
+        raise RenderError(f"unknown {what} {name!r}: use an IANA name such as "
+                          "Asia/Tokyo") from None
+
+
 def browser_zone(name: str | None) -> tzinfo:
     """A viewer's browser time zone by IANA name (None: this machine's)."""
     if not name:
         return machine_zone()
-    if name.upper() == "UTC":
-        return timezone.utc
-    try:
-        return ZoneInfo(name)
-    except (KeyError, ValueError):
-        raise RenderError(f"unknown time zone {name!r}: use an IANA name such as "
-                          "Asia/Tokyo") from None
+    return timezone.utc if name.upper() == "UTC" else named_zone(name, "time zone")
 
 
 def zone_of(dashboard: dict[str, Any], browser: tzinfo) -> tzinfo:
@@ -76,10 +79,7 @@ def zone_of(dashboard: dict[str, Any], browser: tzinfo) -> tzinfo:
         return timezone.utc
     if name == "browser":
         return browser
-    try:
-        return ZoneInfo(name)
-    except (KeyError, ValueError):
-        raise RenderError(f"unknown dashboard time zone {name!r}") from None
+    return named_zone(name, "dashboard time zone")
 
 
 def time_range_of(dashboard: dict[str, Any], start: str | None, end: str | None,
@@ -94,9 +94,8 @@ def panel_data(placed: layout.PlacedPanel, known: Mapping[str, Values],
     """`browser` is the viewer's zone: Grafana formats custom `${__from:date:...}`
     patterns in the browser's time, whatever the dashboard's own zone."""
     panel = placed.panel
-    zone = browser
     scoped = {**known, **placed.scoped}
-    title = interpolate(str(panel.get("title", "")), scoped, time_range, zone)
+    title = interpolate(str(panel.get("title", "")), scoped, time_range, browser)
     try:
         kind = panel.get("type")
         if kind not in PANEL_TYPES:
@@ -104,7 +103,7 @@ def panel_data(placed: layout.PlacedPanel, known: Mapping[str, Values],
                               f"{', '.join(PANEL_TYPES)}")
         if kind == "text":
             return PanelData(placed, title)
-        statements = queries.statements(panel, scoped, time_range, zone)
+        statements = queries.statements(panel, scoped, time_range, browser)
         if not statements:
             raise RenderError("the panel has no queries")
         result: list[fr.Frame] = []
