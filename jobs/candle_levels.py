@@ -54,6 +54,7 @@ def retention(resolution: str) -> timedelta:
     return 365 * DAY if length < timedelta(hours=1) else 5 * 365 * DAY
 
 
+@cache  # asked once per candle and part a batch writes
 def ttl_seconds(resolution: str) -> int:
     """retention() as the TTL a write of that resolution carries."""
     return int(retention(resolution).total_seconds())
