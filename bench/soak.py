@@ -26,7 +26,8 @@ On the running local stack, with a fresh topic and keyspace:
    the topic's offsets: an offset without a row is lost, a row beyond one per offset
    (or for an offset never sent) duplicated; so are trades the producer counted as
    sent but the topic does not hold, and the reverse.
-The summary: the job's largest RSS (VmRSS sampled every second) against
+The summary: the job's largest memory (PSS summed over its processes, sampled every
+second: a page they share counts once; VmRSS the same way beside it) against
 --rss-limit-mib, the live heap at the start and the end of the last --heap-window
 seconds and its growth (target at most 5%; the old generation after the forced
 collection, which holds every object the collection kept), the trade p99 per

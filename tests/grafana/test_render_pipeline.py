@@ -88,8 +88,9 @@ def symbol_options(pipeline: Pipeline) -> list[str]:
     cluster, source = CassandraSource.connect(pipeline.host, pipeline.cassandra_port,
                                               pipeline.keyspace)
     try:
-        variable = json.loads((PROJECT_ROOT / "grafana" / "dashboards" /
-                               "market-overview.json").read_text())["templating"]["list"][0]
+        dashboard = json.loads((PROJECT_ROOT / "grafana" / "dashboards" /
+                                "market-overview.json").read_text())
+        variable = next(v for v in dashboard["templating"]["list"] if v["name"] == "symbol")
         rows = source.variable_options(variable["query"]["query"])
         return [option.value for option in query_options(variable, rows)]
     finally:
